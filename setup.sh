@@ -1,0 +1,41 @@
+#!/bin/sh
+# Two set-up commands for a fresh machine (Python >= 3.11, pip, a C compiler):
+#   ./setup.sh run    install everything, build the index, start the app
+#   ./setup.sh test   install everything, run the test suite
+set -eu
+cd "$(dirname "$0")"
+PYTHON=${PYTHON:-python3}
+VENV=.venv
+# CPU build of PyTorch first, so sentence-transformers does not pull a multi-GB CUDA build.
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+
+install() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        "$PYTHON" -m venv "$VENV"
+    fi
+    stamp="$VENV/.installed-$(cat pyproject.toml setup.sh | sha256sum | cut -c1-16)"
+    if [ ! -f "$stamp" ]; then
+        "$VENV/bin/python" -m pip install --quiet --upgrade pip
+        "$VENV/bin/python" -m pip install --quiet "$TORCH_SPEC"
+        echo "installing dependencies (the first time compiles llama.cpp: about 10 minutes on 2 cores)" >&2
+        "$VENV/bin/python" -m pip install --quiet -e ".[dev]"
+        rm -f "$VENV"/.installed-*
+        touch "$stamp"
+    fi
+}
+
+case "${1:-}" in
+    run)
+        install
+        "$VENV/bin/rag" ingest
+        "$VENV/bin/rag" search "Who translated the announcement?"
+        ;;
+    test)
+        install
+        "$VENV/bin/python" -m pytest
+        ;;
+    *)
+        echo "usage: $0 run|test" >&2
+        exit 2
+        ;;
+esac

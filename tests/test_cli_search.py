@@ -1,0 +1,82 @@
+"""The `rag` command as a user runs it: real process, real embedder, clear messages instead of tracebacks."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import SEED_FILE
+
+pytestmark = pytest.mark.slow
+RAG = [sys.executable, "-m", "rag.cli"]
+
+
+def run(args, tmp_path, stdin=None, **env):
+    full_env = {**os.environ, "RAG_SEEDS_DIR": str(tmp_path / "seeds"), "RAG_INDEX_DIR": str(tmp_path / "index"), **env}
+    return subprocess.run(RAG + args, input=stdin, capture_output=True, text=True, env=full_env, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli")
+    (tmp / "seeds").mkdir()
+    (tmp / "seeds" / SEED_FILE.name).write_bytes(SEED_FILE.read_bytes())
+    (tmp / "seeds" / "bad.txt").write_bytes(b"\xff\xfe\x00\x00binary junk")
+    out = run(["ingest"], tmp)
+    assert out.returncode == 0, out.stderr
+    return tmp, out
+
+
+def test_ingest_reports_summary_and_warns_about_bad_file(built):
+    tmp, out = built
+    assert "documents: 1 added, 0 changed, 0 removed, 0 unchanged" in out.stdout
+    assert "bad.txt" in out.stderr and "Traceback" not in out.stderr
+    again = run(["ingest", "-q"], tmp)
+    assert "0 added, 0 changed, 0 removed, 1 unchanged" in again.stdout
+
+
+def test_search_json_from_stdin_answers_every_line(built):
+    tmp, _ = built
+    out = run(["search", "-", "--json", "--k", "2"], tmp, stdin="Who translated the announcement?\n\nNvidia chips\n")
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [x["query"] for x in lines] == ["Who translated the announcement?", "Nvidia chips"]
+    first = lines[0]["results"][0]
+    assert set(first) == {"doc", "chunk_id", "start", "end", "text", "score"}
+    assert "Youdao" in first["text"] and len(lines[0]["results"]) == 2
+    assert SEED_FILE.read_text()[first["start"] : first["end"]] == first["text"]
+
+
+def test_empty_query_is_a_clear_error(built):
+    tmp, _ = built
+    out = run(["search", "   "], tmp)
+    assert out.returncode == 2 and "query is empty" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_100kb_query_is_handled(built):
+    tmp, _ = built
+    out = run(["search", "-", "--json"], tmp, stdin="trade " * 17000 + "\n")
+    assert out.returncode == 0, out.stderr
+    assert "truncated" in out.stderr and json.loads(out.stdout)["results"]
+
+
+def test_empty_seeds_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "seeds").mkdir()
+    out = run(["ingest"], tmp_path)
+    assert out.returncode == 2
+    assert "no .txt or .md documents" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_search_without_index_says_to_ingest(tmp_path):
+    (tmp_path / "seeds").mkdir()
+    out = run(["search", "hello"], tmp_path)
+    assert out.returncode == 2 and "rag ingest" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_invalid_setting_is_a_clear_error(built):
+    tmp, _ = built
+    out = run(["search", "x"], tmp, RAG_K="0")
+    assert out.returncode == 2 and "invalid settings" in out.stderr and "k" in out.stderr
