@@ -85,6 +85,49 @@ def cmd_search(args) -> int:
     return status
 
 
+def format_answer(answer) -> str:
+    """Human output: the answer, then each cited source with the cited span marked."""
+    lines = [answer.answer]
+    if answer.refused and answer.reason:
+        lines.append(f"  (refused: {answer.reason})")
+    for c in answer.citations:
+        chunk = c.passage.chunk
+        rel_start, rel_end = c.start - chunk.start, c.end - chunk.start
+        marked = chunk.text[:rel_start] + "⟦" + chunk.text[rel_start:rel_end] + "⟧" + chunk.text[rel_end:]
+        lines.append(f"  [{c.n}] {chunk.doc_id} (chars {c.start}-{c.end}): {marked}")
+    return "\n".join(lines)
+
+
+def cmd_ask(args) -> int:
+    from rag.pipeline import Pipeline
+    from rag.retrieval import QueryError
+
+    settings = _settings(args)
+    pipeline = Pipeline.load(settings, with_generator=True)
+    status = 0
+    for question in _queries(args.question):
+        try:
+            answer = pipeline.ask(question, args.k)
+        except QueryError as exc:
+            print(f"rag ask: {exc}", file=sys.stderr)
+            status = EXIT_USAGE
+            continue
+        if args.json:
+            print(json.dumps(answer.to_dict(), ensure_ascii=False), flush=True)
+        else:
+            print(format_answer(answer) + "\n", flush=True)
+    return status
+
+
+def model_options(p) -> None:
+    p.add_argument("--model", choices=["smollm2", "gemma3"], help="bundled model (default smollm2)")
+    p.add_argument("--model-path", dest="model_path", help="any GGUF file (overrides --model)")
+    p.add_argument("--mode", choices=["auto", "extractive", "generative"], help="answer style")
+    p.add_argument("--n-ctx", dest="n_ctx", type=int, help="context size in tokens")
+    p.add_argument("--n-threads", dest="n_threads", type=int, help="CPU threads")
+    p.add_argument("--n-gpu-layers", dest="n_gpu_layers", type=int, help="layers offloaded to GPU")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description="Answer questions from your documents, with citations.")
     parser.add_argument("-v", "--verbose", action="store_true", help="show informational logging")
@@ -107,6 +150,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, help="number of passages")
     p.add_argument("--json", action="store_true", help="one JSON object per query")
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("ask", help="answer a question with citations ('-' reads questions from stdin)")
+    common(p)
+    model_options(p)
+    p.add_argument("question")
+    p.add_argument("--k", type=int, help="passages shown to the model")
+    p.add_argument("--json", action="store_true", help="one JSON answer object per question")
+    p.set_defaults(func=cmd_ask)
+
+    # Commands implemented in their own modules; each module keeps heavy imports inside functions.
+    from rag import evaluation, server
+
+    p = sub.add_parser("eval", help="run the evaluation questions and write results, report and chart")
+    common(p)
+    model_options(p)
+    evaluation.add_arguments(p)
+    p.set_defaults(func=evaluation.run_command)
+
+    p = sub.add_parser("serve", help="start the HTTP API (and the chat UI) on one model")
+    common(p)
+    model_options(p)
+    server.add_arguments(p)
+    p.set_defaults(func=server.run_command)
     return parser
 
 
@@ -120,12 +186,14 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("sentence_transformers", "httpx", "bm25s", "faiss"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from rag.documents import CorpusError
+    from rag.generation import ModelError
     from rag.index import IndexError_
+    from rag.prompts import TemplateError
     from rag.retrieval import QueryError
 
     try:
         return args.func(args) or 0
-    except (UserError, CorpusError, IndexError_, QueryError, FileNotFoundError) as exc:
+    except (UserError, CorpusError, IndexError_, QueryError, ModelError, TemplateError, FileNotFoundError) as exc:
         print(f"rag {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

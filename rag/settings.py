@@ -53,17 +53,20 @@ class Settings(BaseSettings):
     n_gpu_layers: int = Field(0, ge=-1, le=1000, description="Layers offloaded to a GPU (-1 = all).")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature; 0 is deterministic.")
     seed: int = Field(1234, ge=0, description="Sampling seed.")
-    max_answer_tokens: int = Field(64, ge=4, le=4096, description="Upper bound on generated answer tokens.")
+    max_answer_tokens: int = Field(24, ge=4, le=4096, description="Upper bound on generated answer tokens.")
     prompt_token_budget: int = Field(
         1200, ge=128, le=120000, description="Passages are trimmed so the prompt stays within this many tokens."
     )
 
     # --- refusal ----------------------------------------------------------------
     min_support: float = Field(
-        0.5,
+        0.3,
         ge=0.0,
         le=1.0,
         description="Share of the question's content words (or close synonyms) the cited sentence must hold.",
+    )
+    min_relevance: float = Field(
+        0.15, ge=-1.0, le=1.0, description="Below this best passage cosine the question is off-topic and refused."
     )
     refusal_text: str = Field("The documents don't say.", min_length=1, max_length=500)
 

