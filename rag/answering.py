@@ -123,7 +123,10 @@ class Answerer:
         if self.mode == "generative":
             grammar = generative_grammar(self.templates, numbered, self.policy.refusal_text)
             return self.messages(question, numbered), grammar, None
-        best = select_sentences(question, numbered, self.embedder)[0]
+        ranked = select_sentences(question, numbered, self.embedder)
+        if not ranked:
+            return self.messages(question, numbered), None, None
+        best = ranked[0]
         shown = [_Shown(best.item.n, best.text)]
         avoid = {w for w in (x.lower() for x in words(question)) if w not in STOPWORDS}
         grammar = extractive_grammar(self.templates, [best.item], (best.start, best.end), avoid)
@@ -151,9 +154,10 @@ class Answerer:
         yield "sources", passages
         numbered = number_passages(passages)
         relevance = max((p.dense for p in passages), default=0.0)
-        raw, best = "", None
+        raw, best, grammar = "", None, None
         if passages and relevance >= self.policy.min_relevance:
             messages, grammar, best = self.plan(question, numbered)
+        if grammar is not None:
             for piece in self.generator.generate(messages, grammar, self.max_tokens):
                 raw += piece
                 yield "token", piece
@@ -162,6 +166,8 @@ class Answerer:
             answer = self._refuse(question, "no passages retrieved", raw, None)
         elif relevance < self.policy.min_relevance:
             answer = self._refuse(question, f"passages are off-topic (best similarity {relevance:.2f})", raw, None)
+        elif grammar is None:
+            answer = self._refuse(question, "no passage sentence can serve as evidence", raw, None)
         elif self.mode == "extractive":
             answer = self._finish_extractive(question, raw, best, relevance)
         else:

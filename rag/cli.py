@@ -186,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("sentence_transformers", "httpx", "bm25s", "faiss"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from rag.documents import CorpusError
+    from rag.evalset import EvalSetError
     from rag.generation import ModelError
     from rag.index import IndexError_
     from rag.prompts import TemplateError
@@ -193,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args) or 0
-    except (UserError, CorpusError, IndexError_, QueryError, ModelError, TemplateError, FileNotFoundError) as exc:
+    except (
+        UserError, CorpusError, IndexError_, QueryError, ModelError, TemplateError, EvalSetError, FileNotFoundError
+    ) as exc:
         print(f"rag {args.command}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

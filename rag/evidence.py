@@ -42,11 +42,25 @@ class SelectionWeights:
     rank: float = 0.1
 
 
+# Sentences that address the assistant ("ignore previous instructions…") are injected instructions,
+# not statements about the world, so they are never offered as evidence.
+_INSTRUCTION = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\b.{0,40}\b(?:instructions?|rules?|prompts?|guidelines)\b|"
+    r"\byou are (?:now|no longer)\b|\bsystem prompt\b|\bnew instructions?\b",
+    re.I,
+)
+
+
+def is_instruction(sentence: str) -> bool:
+    return bool(_INSTRUCTION.search(sentence))
+
+
 def candidates(numbered: list[Numbered]) -> list[tuple[Numbered, int, int]]:
     out = []
     for item in numbered:
         for start, end in item.sentences() or [(0, len(item.text))]:
-            if re.search(r"\w", item.text[start:end]):
+            sentence = item.text[start:end]
+            if re.search(r"\w", sentence) and not is_instruction(sentence):
                 out.append((item, start, end))
     return out
 

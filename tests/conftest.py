@@ -62,3 +62,20 @@ def real_embedder():
     from rag.embedding import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder()
+
+
+@pytest.fixture(scope="session")
+def real_generator():
+    from rag.generation import LlamaGenerator
+
+    return LlamaGenerator(Settings())
+
+
+@pytest.fixture(scope="session")
+def real_index_dir(tmp_path_factory, real_embedder):
+    """The real seed corpus indexed once per session with the real embedder."""
+    from rag.pipeline import run_ingest
+
+    index_dir = tmp_path_factory.mktemp("real-index")
+    run_ingest(Settings(seeds_dir=SEEDS, index_dir=index_dir), real_embedder)
+    return index_dir
