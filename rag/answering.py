@@ -20,7 +20,7 @@ from rag.embedding import Embedder
 from rag.evidence import Candidate, select_sentences
 from rag.generation import Generator
 from rag.prompts import Templates
-from rag.refusal import Signals, assess, find_typed, has_type
+from rag.refusal import Signals, anchors, assess, content_terms, find_typed, has_type, norm
 from rag.retrieval import Passage, Retriever
 from rag.text import STOPWORDS, stem, words
 
@@ -129,7 +129,8 @@ class Answerer:
         best = ranked[0]
         shown = [_Shown(best.item.n, best.text)]
         avoid = {w for w in (x.lower() for x in words(question)) if w not in STOPWORDS}
-        grammar = extractive_grammar(self.templates, [best.item], (best.start, best.end), avoid)
+        near = set(content_terms(question)) | {norm(a) for a in anchors(question)}
+        grammar = extractive_grammar(self.templates, [best.item], (best.start, best.end), avoid, near)
         return self.messages(question, shown), grammar, best
 
     # --- answering ---------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from rag.chunking import split_sentences
 from rag.prompts import Templates, gbnf_literal
+from rag.refusal import norm
 from rag.retrieval import Passage
 
 _MARKER = re.compile(r"\[(\d+)\]")
@@ -91,12 +92,17 @@ def extractive_grammar(
     numbered: list[Numbered],
     window: tuple[int, int] | None = None,
     avoid_start: set[str] | None = None,
+    near: set[str] | None = None,
+    before: int = 3,
+    after: int = 8,
 ) -> str:
     """GBNF: "[n] " + consecutive words of passage n, ending at or before a sentence end.
 
     `window` limits the words to passage-relative offsets [start, end) (one sentence);
     `avoid_start` lists lower-cased words the span may not start with (words of the question),
-    so the model cannot answer by echoing the question.
+    so the model cannot answer by echoing the question; `near` (normalised question terms) keeps
+    the start within a few words of where the sentence matches the question, since answers sit next
+    to the words that match the question and small models otherwise copy from the sentence start.
     """
     choices, rules = [], []
     for item in numbered:
@@ -105,6 +111,10 @@ def extractive_grammar(
             continue
         prefix = f"p{item.n}w"
         starts = [i for i in idx if _bare(item.words[i].text) not in (avoid_start or set())] or idx
+        if near is not None:
+            hits = [i for i in idx if norm(item.words[i].text) in near]
+            close = [i for i in starts if any(h - before <= i <= h + after for h in hits)]
+            starts = close or starts
         choices.append(f'"{item.n}] " ( {" | ".join(f"{prefix}{i}" for i in starts)} )')
         for i in idx:
             w = item.words[i]

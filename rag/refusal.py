@@ -39,6 +39,7 @@ ANSWER_TYPES: dict[str, re.Pattern] = {
     "numeral": re.compile(r"\d"),
     "location": re.compile(r"\b(?:in|at|near|from|to|inside|outside)\s+(?:the\s+)?[A-Z][\w.'-]*"),
     "name": re.compile(r"(?:^|\s)[A-Z][\w.'-]*"),
+    "reason": re.compile(r"\b(?:because|due to|since|as a result of|owing to|amid|in order to|so that|to)\b.*", re.I),
 }
 
 # (pattern over the lower-cased question, expected answer type); first match wins.
@@ -51,6 +52,7 @@ QUESTION_TYPES: list[tuple[re.Pattern, str]] = [
     (re.compile(r"\bwhen\b|\b(?:what|which) (?:date|day|year|month)\b"), "date"),
     (re.compile(r"\bwhere\b|\b(?:what|which) (?:city|country|place|venue|location)\b"), "location"),
     (re.compile(r"\bwho(?:m|se)?\b"), "name"),
+    (re.compile(r"^\s*why\b|\bfor what reason\b"), "reason"),
 ]
 
 # Content words that say what kind of answer is wanted rather than what it is about.

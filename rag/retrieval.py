@@ -62,6 +62,7 @@ class BM25:
     def __init__(self, texts: list[str]):
         import bm25s
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it turns its own DEBUG logging on at import
         self.n = len(texts)
         self.model = bm25s.BM25()
         tokenised = [terms(t) or ["\x00empty"] for t in texts]
