@@ -1,0 +1,236 @@
+"""Request and response models of the HTTP API; their examples are what /docs shows.
+
+Response models mirror `Answer.to_dict()` and `Passage.to_dict()`; they allow extra fields so a
+field added to the answer contract passes through instead of being silently dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_K = 20  # passages a client may ask for; more would not fit the model's prompt budget anyway
+HARD_MAX_QUESTION_CHARS = 100_000  # schema bound; the configured limit (settings.max_question_chars) is checked too
+
+QUESTION = "When did Brad Smith meet Wang Wentao?"
+_CITATION_EXAMPLE = {
+    "n": 1,
+    "source": "000_d74c9cd70636ffa8.txt",
+    "chunk_id": "000_d74c9cd70636ffa8.txt#1",
+    "start": 213,
+    "end": 240,
+    "text": "Microsoft President Brad Smith engaged in a significant meeting with China's Minister of Commerce, "
+    "Wang Wentao, on Wednesday, December 6, 2023.",
+    "score": 0.032787,
+    "quote": "Wednesday, December 6, 2023",
+    "passage_start": 98,
+    "passage_end": 241,
+}
+_ANSWER_EXAMPLE = {
+    "question": QUESTION,
+    "answer": "Wednesday, December 6, 2023 [1]",
+    "refused": False,
+    "citations": [_CITATION_EXAMPLE],
+    "model": "SmolLM2-135M-Instruct.Q4_1.gguf",
+    "timings": {"retrieve_ms": 320.5, "generate_ms": 2312.8, "total_ms": 2633.6},
+    "mode": "extractive",
+    "reason": None,
+    "raw": "[1] Wednesday, December 6, 2023",
+    "dropped": [],
+    "signals": {"question_type": "date", "typed": True, "missing_anchors": [], "support": 1.0, "echo": False},
+}
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+# --- /ask -----------------------------------------------------------------------------------------
+
+
+class AskRequest(BaseModel):
+    """Strict: a number is not a question and "3" is not a k; unknown fields are typos, so they are refused."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        json_schema_extra={"examples": [{"question": QUESTION}, {"question": QUESTION, "k": 5}]},
+    )
+
+    question: str = Field(
+        min_length=1,
+        max_length=HARD_MAX_QUESTION_CHARS,
+        description="The question; must not be blank, and at most `max_question_chars` (2000 by default) long.",
+    )
+    k: int | None = Field(None, ge=1, le=MAX_K, description="Passages shown to the model (default: the server's k).")
+
+
+class Citation(_Out):
+    n: int = Field(description="Passage number as the answer cites it: [n].")
+    source: str = Field(description="Document id (path inside the documents folder).")
+    chunk_id: str
+    start: int = Field(description="Start of the cited span, a character offset into the original file.")
+    end: int = Field(description="End of the cited span (exclusive); `file[start:end] == quote`.")
+    text: str = Field(description="The whole retrieved passage.")
+    score: float = Field(description="Retrieval score (reciprocal rank fusion).")
+    quote: str = Field(description="The cited words, exactly as in the file.")
+    passage_start: int = Field(description="Offset of the passage in the original file.")
+    passage_end: int
+
+
+class Timings(_Out):
+    retrieve_ms: float
+    generate_ms: float
+    total_ms: float
+
+
+class AnswerOut(_Out):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [_ANSWER_EXAMPLE]})
+
+    question: str
+    answer: str = Field(description="The answer with [n] markers, or the refusal text.")
+    refused: bool = Field(description="True when the documents don't hold the answer.")
+    citations: list[Citation]
+    model: str
+    timings: Timings
+    mode: str = Field(description="extractive (copies a span) or generative (writes cited sentences).")
+    reason: str | None = Field(None, description="Why the answer was refused.")
+    raw: str = Field("", description="The model's raw output, before verification.")
+    dropped: list[str] = Field(default_factory=list, description="Generated sentences removed as unsupported.")
+    signals: dict[str, Any] | None = Field(None, description="The refusal checks' measurements.")
+
+
+STREAM_EXAMPLE = (
+    'event: sources\ndata: [{"doc": "000_d74c9cd70636ffa8.txt", "chunk_id": "000_d74c9cd70636ffa8.txt#1", "start": 98, '
+    '"end": 241, "text": "Microsoft President Brad Smith engaged in …", "score": 0.032787}, …]\n\n'
+    'event: token\ndata: {"text": "[1] Wednesday"}\n\n'
+    'event: token\ndata: {"text": ", December 6, 2023"}\n\n'
+    'event: answer\ndata: {"question": "When did Brad Smith meet Wang Wentao?", "answer": '
+    '"Wednesday, December 6, 2023 [1]", "refused": false, "citations": […], …}\n\n'
+)
+
+
+# --- /health and errors ---------------------------------------------------------------------------------
+
+
+class Health(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "status": "ready",
+                    "model": "SmolLM2-135M-Instruct.Q4_1.gguf",
+                    "documents": 1,
+                    "chunks": 16,
+                    "mode": "extractive",
+                },
+                {"status": "loading"},
+                {"status": "error", "detail": "no index in index/: run `rag ingest` first"},
+            ]
+        }
+    )
+
+    status: Literal["loading", "ready", "error"]
+    model: str | None = None
+    documents: int | None = None
+    chunks: int | None = None
+    mode: str | None = None
+    embedder: str | None = None
+    detail: str | None = Field(None, description="Why loading failed.")
+
+
+class ErrorOut(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"detail": "question: must not be blank"}]})
+
+    detail: str
+    errors: list[dict[str, Any]] | None = Field(None, description="Each validation problem, for 422.")
+
+
+# --- OpenAI-compatible -------------------------------------------------------------------------------------
+
+
+class ContentPart(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    type: str
+    text: str | None = None
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: str
+    content: str | list[ContentPart] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "\n".join(p.text for p in self.content if p.type == "text" and p.text)
+        return self.content or ""
+
+
+class ChatCompletionRequest(BaseModel):
+    """Lenient on extra fields: OpenAI clients send sampling options this server does not use."""
+
+    model_config = ConfigDict(
+        extra="ignore",
+        json_schema_extra={
+            "examples": [{"model": "rag-chat", "messages": [{"role": "user", "content": QUESTION}]}]
+        },
+    )
+
+    model: str | None = Field(None, description="Ignored: the server answers with its one loaded model.")
+    messages: list[ChatMessage] = Field(min_length=1, description="The last user message is the question.")
+    stream: bool = False
+    k: int | None = Field(None, ge=1, le=MAX_K, description="Extension: passages shown to the model.")
+
+
+class ChatChoice(_Out):
+    index: int = 0
+    message: dict[str, Any]
+    finish_reason: str = "stop"
+
+
+class ChatCompletion(_Out):
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "chatcmpl-3f2a…",
+                    "object": "chat.completion",
+                    "created": 1733500000,
+                    "model": "SmolLM2-135M-Instruct.Q4_1.gguf",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "message": {"role": "assistant", "content": "Wednesday, December 6, 2023 [1]"},
+                            "finish_reason": "stop",
+                        }
+                    ],
+                    "citations": [_CITATION_EXAMPLE],
+                    "refused": False,
+                }
+            ]
+        },
+    )
+
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    citations: list[Citation] = Field(description="Extension: the spans the answer cites.")
+    refused: bool = Field(description="Extension: true when the documents don't hold the answer.")
+
+
+class ModelCard(_Out):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "rag-chat"
+
+
+class ModelList(_Out):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]

@@ -1,0 +1,221 @@
+"""The API's one service: owns the pipeline, its loading state and the admission to the model.
+
+Routes stay thin and call only this; this calls only `Pipeline.ask` / `ask_stream` / `info`, always
+off the event loop, so /health answers while a long generation runs.
+
+Concurrency: one llama.cpp context can serve one request at a time. `Admission` lets in at most
+`queue_size` waiting requests plus the one running; any more get 503 + Retry-After at once instead
+of an ever-growing backlog. Admission state is only touched on the event loop, so it needs no lock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Callable
+
+from starlette.concurrency import run_in_threadpool
+
+from rag.api import errors
+
+log = logging.getLogger("rag.api")
+
+Loader = Callable[[Any], Any]  # settings -> pipeline
+
+
+def load_pipeline(settings):
+    from rag.pipeline import Pipeline
+
+    return Pipeline.load(settings, with_generator=True)
+
+
+# --- admission ---------------------------------------------------------------------------------------
+
+
+class Admission:
+    """Bounded admission: `capacity` requests inside (one at the model, the rest waiting their turn)."""
+
+    def __init__(self, waiting: int):
+        self.capacity = waiting + 1
+        self.admitted = 0
+        self.turn = asyncio.Lock()
+
+    def admit(self) -> "Slot":
+        if self.admitted >= self.capacity:
+            raise errors.busy(self.capacity)
+        self.admitted += 1
+        return Slot(self)
+
+
+class Slot:
+    """One admitted request. `async with` waits for the model's turn; `release()` is idempotent so the
+    stream response can free a slot whose generator never started."""
+
+    def __init__(self, admission: Admission):
+        self.admission = admission
+        self.holds_turn = False
+        self.released = False
+
+    async def __aenter__(self) -> "Slot":
+        try:
+            await self.admission.turn.acquire()
+        except BaseException:  # cancelled while waiting (client gone): leave the queue
+            self.release()
+            raise
+        self.holds_turn = True
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.release()
+
+    def release(self) -> None:
+        if self.holds_turn:
+            self.holds_turn = False
+            self.admission.turn.release()
+        if not self.released:
+            self.released = True
+            self.admission.admitted -= 1
+
+
+# --- loading state ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class State:
+    status: str  # loading | ready | error
+    pipeline: Any = None
+    info: dict | None = None
+    detail: str | None = None
+
+
+class RagService:
+    def __init__(self, settings, pipeline=None):
+        self.settings = settings
+        self.admission = Admission(settings.queue_size)
+        # replaced as a whole by the loading thread, so readers never see a half-set state
+        self.state = State("loading")
+        if pipeline is not None:
+            self._set_ready(pipeline)
+
+    # -- loading
+    def start_loading(self, loader: Loader) -> threading.Thread:
+        """Load in a daemon thread so the server answers /health (503 loading) meanwhile."""
+        thread = threading.Thread(target=self._load, args=(loader,), name="rag-load", daemon=True)
+        thread.start()
+        return thread
+
+    def _load(self, loader: Loader) -> None:
+        from rag.generation import ModelError
+        from rag.index import IndexError_
+        from rag.prompts import TemplateError
+
+        try:
+            self._set_ready(loader(self.settings))
+        except (IndexError_, ModelError, TemplateError, FileNotFoundError) as exc:
+            log.error("could not load: %s", exc)
+            self.state = State("error", detail=str(exc))
+        except Exception as exc:  # noqa: BLE001 - reported by /health rather than killing the server
+            log.error("could not load", exc_info=exc)
+            self.state = State("error", detail=f"{type(exc).__name__}: {exc}")
+
+    def _set_ready(self, pipeline) -> None:
+        self.state = State("ready", pipeline=pipeline, info=dict(pipeline.info()))
+
+    def health(self) -> dict:
+        state = self.state
+        if state.status == "ready":
+            return {"status": "ready", **state.info}
+        return {"status": state.status, "detail": state.detail}
+
+    def get_pipeline(self):
+        """For the chat UI (`ui.app.mount_ui(app, service.get_pipeline)`): the pipeline once loaded, None
+        while loading, or raises with the load error. The UI bypasses `Admission`: Gradio queues its own."""
+        state = self.state
+        if state.status == "error":
+            raise RuntimeError(state.detail)
+        return state.pipeline
+
+    def model_name(self) -> str:
+        return self._pipeline_state().info.get("model") or "rag-chat"
+
+    def _pipeline_state(self) -> State:
+        state = self.state
+        if state.status != "ready":
+            raise errors.not_ready(state.status, state.detail)
+        return state
+
+    # -- answering
+    def check_question(self, question: str) -> str:
+        """The configured bounds, for every entry point (the schema can only hold a fixed bound)."""
+        text = question.strip()
+        if not text:
+            raise errors.bad_question("must not be blank")
+        limit = self.settings.max_question_chars
+        if len(text) > limit:
+            raise errors.bad_question(f"too long ({len(text)} characters; the limit is {limit})")
+        return text
+
+    async def ask(self, question: str, k: int | None = None) -> dict:
+        """The answer contract of `Answer.to_dict()`; waits for the model in the bounded queue."""
+        question = self.check_question(question)
+        pipeline = self._pipeline_state().pipeline
+        async with self.admission.admit():
+            try:
+                answer = await run_in_threadpool(pipeline.ask, question, k)
+            except Exception as exc:  # noqa: BLE001 - translated to a JSON error
+                raise errors.translate(exc) from exc
+        return answer.to_dict()
+
+    def open_stream(self, question: str, k: int | None = None) -> "AnswerStream":
+        """Admit a streaming answer now (so a full queue is a 503, not an error event) and hand it back."""
+        question = self.check_question(question)
+        pipeline = self._pipeline_state().pipeline
+        return AnswerStream(pipeline, question, k, self.admission.admit())
+
+
+_END = object()
+
+
+class AnswerStream:
+    """Events of one admitted answer as JSON-ready (name, payload) pairs: sources, token…, answer — or error.
+
+    The pipeline generator is advanced one event at a time in the threadpool. `close()` closes it (which
+    releases the llama lock) and frees the slot; the response calls it however the stream ends, including
+    a client that disconnects mid-stream.
+    """
+
+    def __init__(self, pipeline, question: str, k: int | None, slot: Slot):
+        self.pipeline = pipeline
+        self.question = question
+        self.k = k
+        self.slot = slot
+        self.generator = None
+
+    async def events(self) -> AsyncIterator[tuple[str, Any]]:
+        try:
+            async with self.slot:
+                self.generator = self.pipeline.ask_stream(self.question, self.k)
+                while (event := await run_in_threadpool(next, self.generator, _END)) is not _END:
+                    yield _payload(*event)
+        except Exception as exc:  # noqa: BLE001 - the status line is sent already: report in-band
+            error = errors.translate(exc)
+            yield "error", {"detail": error.detail, "status": error.status_code}
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        if self.generator is not None:
+            self.generator.close()
+        self.slot.release()
+
+
+def _payload(name: str, value) -> tuple[str, Any]:
+    if name == "sources":
+        return name, [p.to_dict() for p in value]
+    if name == "token":
+        return name, {"text": value}
+    if name == "answer":
+        return name, value.to_dict()
+    return name, value
