@@ -212,9 +212,9 @@ class Answerer:
             return self._refuse(question, f"the model did not copy the passage: {raw!r}", raw, None)
         sentence = best.text
         signals = assess(question, citation.quote, sentence, relevance)
-        if not signals.typed and signals.question_type:
+        if not signals.typed and signals.question_type in REPAIRABLE:
             # The sentence was chosen well but the model copied the wrong words: take the typed phrase.
-            match = find_typed(sentence, signals.question_type)
+            match = find_typed(sentence, signals.question_type, question)
             if match and not has_type(sentence, signals.question_type, question):
                 match = None
             if match:
@@ -275,6 +275,10 @@ class Answerer:
             raw=raw,
             dropped=dropped,
         )
+
+
+# Types whose phrase is unmistakable in a sentence; names are not (every sentence has some).
+REPAIRABLE = frozenset({"date", "time", "duration", "age", "number", "numeral", "location", "reason"})
 
 
 @dataclass

@@ -128,6 +128,18 @@ def extractive_grammar(
     return templates.render("extractive.gbnf", choices=" | ".join(choices), span_rules="\n".join(rules))
 
 
+_TRAILING = ".,;:!?\"')\u201d"
+
+
+def _trim_punctuation(text: str, start: int, end: int) -> int:
+    """Trailing punctuation is not part of an answer, but the dot of an initialism ("U.S.") is."""
+    while end > start and text[end - 1] in _TRAILING:
+        if text[end - 1] == "." and re.search(r"(?:\b[A-Za-z]\.){2,}$", text[start:end]):
+            break
+        end -= 1
+    return end
+
+
 def _bare(word: str) -> str:
     return re.sub(r"['\u2019]s$", "", word.strip(".,;:!?\"'()[]").lower())
 
@@ -149,11 +161,15 @@ def parse_extractive(output: str, numbered: list[Numbered], window: tuple[int, i
         # the last word may be cut short when generation hit its token limit
         if seq[:-1] == tokens[:-1] and seq[-1].startswith(tokens[-1]):
             last = item.words[i + len(tokens) - 1]
-            end = last.end if seq[-1] == tokens[-1] else last.start + len(tokens[-1])
-            start, end = item.words[i].start, end
-            # trailing punctuation is not part of the answer
-            while end > start and item.text[end - 1] in ",;:":
-                end -= 1
+            whole = seq[-1] == tokens[-1] or seq[-1].rstrip(_TRAILING) == tokens[-1]
+            if whole:
+                end = last.start + len(tokens[-1])
+            elif len(tokens) > 1:  # generation stopped mid-word: drop the cut-off word rather than cite half of it
+                end = item.words[i + len(tokens) - 2].end
+            else:
+                end = last.start + len(tokens[-1])
+            start = item.words[i].start
+            end = _trim_punctuation(item.text, start, end)
             return span_citation(item, start, end)
     return None
 

@@ -38,7 +38,11 @@ ANSWER_TYPES: dict[str, re.Pattern] = {
     "number": re.compile(rf"\d|\b(?:{_NUMBER_WORDS})\b", re.I),
     "numeral": re.compile(r"\d"),
     "location": re.compile(r"\b(?:in|at|near|from|to|inside|outside)\s+(?:the\s+)?[A-Z][\w.'-]*"),
-    "name": re.compile(r"(?:^|\s)[A-Z][\w.'-]*"),
+    # a capitalised word that is not a month or weekday, optionally joined to the next ones ("Tim Cook")
+    "name": re.compile(
+        rf"(?<![\w.'-])(?!(?i:{_MONTHS}|(?:mon|tues|wednes|thurs|fri|satur|sun)day)\b)[A-Z][\w.'-]*"
+        r"(?:\s+(?:of\s+|and\s+)?[A-Z][\w.'-]*)*"
+    ),
     "reason": re.compile(r"\b(?:because|due to|since|as a result of|owing to|amid|in order to|so that|to)\b.*", re.I),
 }
 
@@ -52,6 +56,9 @@ QUESTION_TYPES: list[tuple[re.Pattern, str]] = [
     (re.compile(r"\bwhen\b|\b(?:what|which) (?:date|day|year|month)\b"), "date"),
     (re.compile(r"\bwhere\b|\b(?:what|which) (?:city|country|place|venue|location)\b"), "location"),
     (re.compile(r"\bwho(?:m|se)?\b"), "name"),
+    # "which carmaker…", "what company…", "the name of…" ask for a named thing; "which sector" does not
+    (re.compile(r"\bwhich (?!(?:sectors?|parts?|kinds?|types?|areas?|fields?|topics?|aspects?|roles?|ways?|issues?)\b)[a-z]"), "name"),
+    (re.compile(r"\bwhat (?:company|firm|organi[sz]ation|agency|body|person|brand|product|service)\b|\bthe name of\b"), "name"),
     (re.compile(r"^\s*why\b|\bfor what reason\b"), "reason"),
 ]
 
@@ -87,8 +94,20 @@ def has_type(text: str, kind: str, question: str = "") -> bool:
     return True
 
 
-def find_typed(text: str, kind: str) -> re.Match | None:
-    return ANSWER_TYPES[kind].search(text)
+def find_typed(text: str, kind: str, question: str = "") -> re.Match | None:
+    """The typed phrase in text that adds something to the question, nearest the words matching it."""
+    asked = {norm(w) for w in words(collapse_initialisms(question))}
+    matches = [
+        m
+        for m in ANSWER_TYPES[kind].finditer(text)
+        if {norm(w) for w in words(collapse_initialisms(m.group()))} - asked
+    ]
+    if not matches or not question:
+        return matches[0] if matches else None
+    hits = [m.start() for m in re.finditer(r"\S+", text) if norm(m.group().strip(".,;:")) in asked - STOPWORDS]
+    if not hits:
+        return matches[0]
+    return min(matches, key=lambda m: min(abs(m.start() - h) for h in hits))
 
 
 # Nationality words name a country loosely ("American" for "U.S."), so they are not anchors.
@@ -164,7 +183,7 @@ class Signals:
 def assess(question: str, answer: str, context: str, relevance: float) -> Signals:
     """Compute the signals for `answer` (the cited span) inside `context` (the cited sentence)."""
     kind = question_type(question)
-    typed = True if kind is None else has_type(answer, kind, question)
+    typed = kind is None or (has_type(answer, kind, question) and find_typed(answer, kind, question) is not None)
     ctx = context_terms(context)
     names = anchors(question)
     missing_anchors = [a for a in names if norm(a) not in ctx]

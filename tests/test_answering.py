@@ -65,9 +65,11 @@ def test_parse_extractive_maps_span_to_exact_offsets():
     p = passage(original[100:])
     numbered = number_passages([p])
     c = parse_extractive("[1] Wednesday, December 6, 2023.", numbered)
-    assert original[c.start : c.end] == "Wednesday, December 6, 2023." == c.quote
+    assert original[c.start : c.end] == "Wednesday, December 6, 2023" == c.quote  # no trailing period
     cut = parse_extractive("[1] December 6, 20", numbered)  # generation stopped mid-word
-    assert original[cut.start : cut.end] == "December 6, 20"
+    assert original[cut.start : cut.end] == "December 6"
+    initialism = parse_extractive("[1] the U.S.", number_passages([passage("He went to the U.S. and back.")]))
+    assert initialism.quote == "the U.S."
     assert parse_extractive("[2] Smith", numbered) is None
     assert parse_extractive("[1] Wang met Smith", numbered) is None
     assert parse_extractive("no marker", numbered) is None
