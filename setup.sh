@@ -1,6 +1,6 @@
 #!/bin/sh
 # Two set-up commands for a fresh machine (Python >= 3.11, pip, a C compiler):
-#   ./setup.sh run    install everything, build the index, start the app
+#   ./setup.sh run    install everything, build the index, start the chat + API at http://127.0.0.1:8000
 #   ./setup.sh test   install everything, run the test suite
 set -eu
 cd "$(dirname "$0")"
@@ -28,11 +28,14 @@ case "${1:-}" in
     run)
         install
         "$VENV/bin/rag" ingest
-        "$VENV/bin/rag" search "Who translated the announcement?"
+        exec "$VENV/bin/rag" serve
         ;;
     test)
         install
         "$VENV/bin/python" -m pytest
+        # The answer-quality gate: thresholds just under the measured values in eval/README.md.
+        "$VENV/bin/rag" ingest -q
+        "$VENV/bin/rag" eval -q --out eval/runs/ci $(grep -v '^#' eval/ci-gate.txt)
         ;;
     *)
         echo "usage: $0 run|test" >&2
