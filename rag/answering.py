@@ -74,7 +74,8 @@ class Answerer:
         embedder: Embedder,
         k: int = 3,
         mode: str = "auto",
-        max_tokens: int = 64,
+        max_tokens: int = 24,
+        max_generative_tokens: int = 200,
         prompt_token_budget: int = 1200,
         policy: AnswerPolicy | None = None,
     ):
@@ -84,7 +85,7 @@ class Answerer:
         self.embedder = embedder
         self.k = k
         self.mode = ("extractive" if generator.is_small else "generative") if mode == "auto" else mode
-        self.max_tokens = max_tokens
+        self.max_tokens = max_tokens if self.mode == "extractive" else max_generative_tokens
         self.prompt_token_budget = prompt_token_budget
         self.policy = policy or AnswerPolicy()
 
@@ -181,7 +182,9 @@ class Answerer:
         }
         yield "answer", answer
 
-    def _refuse(self, question: str, reason: str, raw: str, signals: Signals | None) -> Answer:
+    def _refuse(
+        self, question: str, reason: str, raw: str, signals: Signals | None, dropped: list[str] | None = None
+    ) -> Answer:
         return Answer(
             question=question,
             answer=self.policy.refusal_text,
@@ -192,6 +195,7 @@ class Answerer:
             reason=reason,
             signals=signals.to_dict() if signals else None,
             raw=raw,
+            dropped=dropped or [],
         )
 
     def _verdict(self, signals: Signals) -> str | None:
@@ -257,13 +261,13 @@ class Answerer:
             citations.setdefault(item.n, span_citation(item, start, end))
             kept.append(f"{claim} [{item.n}].")
         if not kept:
-            return self._refuse(question, "no sentence of the reply is supported by its citation", raw, None)
+            return self._refuse(question, "no sentence of the reply is supported by its citation", raw, None, dropped)
         answer_text = " ".join(kept)
         context = " ".join(c.quote for c in citations.values())
         signals = assess(question, answer_text, context, relevance)
         reason = self._verdict(signals)
         if reason:
-            return self._refuse(question, reason, raw, signals)
+            return self._refuse(question, reason, raw, signals, dropped)
         return Answer(
             question=question,
             answer=answer_text,

@@ -37,6 +37,7 @@ def build_answerer(settings: Settings, retriever, generator: Generator) -> Answe
         k=settings.k,
         mode=settings.mode,
         max_tokens=settings.max_answer_tokens,
+        max_generative_tokens=settings.max_generative_tokens,
         prompt_token_budget=settings.prompt_token_budget,
         policy=AnswerPolicy(
             min_support=settings.min_support,

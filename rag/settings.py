@@ -53,7 +53,12 @@ class Settings(BaseSettings):
     n_gpu_layers: int = Field(0, ge=-1, le=1000, description="Layers offloaded to a GPU (-1 = all).")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature; 0 is deterministic.")
     seed: int = Field(1234, ge=0, description="Sampling seed.")
-    max_answer_tokens: int = Field(24, ge=4, le=4096, description="Upper bound on generated answer tokens.")
+    max_answer_tokens: int = Field(
+        24, ge=4, le=4096, description="Upper bound on generated tokens in extractive mode (a short span)."
+    )
+    max_generative_tokens: int = Field(
+        200, ge=16, le=8192, description="Upper bound on generated tokens in generative mode (cited sentences)."
+    )
     prompt_token_budget: int = Field(
         1200, ge=128, le=120000, description="Passages are trimmed so the prompt stays within this many tokens."
     )
