@@ -19,7 +19,9 @@ log = logging.getLogger(__name__)
 
 
 def load_embedder(settings: Settings, show_progress: bool = False) -> Embedder:
-    return SentenceTransformerEmbedder(settings.embedder_path, settings.embed_batch_size, show_progress)
+    return SentenceTransformerEmbedder(
+        settings.embedder_path, settings.embed_batch_size, show_progress, threads=settings.embed_threads
+    )
 
 
 def load_generator(settings: Settings) -> Generator:

@@ -22,6 +22,9 @@ class Settings(BaseSettings):
         None, description="sentence-transformers model folder; defaults to the bundled all-MiniLM-L6-v2."
     )
     embed_batch_size: int = Field(32, ge=1, le=1024, description="Chunks per embedding batch.")
+    embed_threads: int = Field(
+        1, ge=1, le=256, description="torch threads for the embedder; one is fastest for queries beside llama.cpp."
+    )
 
     chunk_size: int = Field(
         320, ge=50, le=8000, description="Target chunk length in characters; chunks end on sentence boundaries."
