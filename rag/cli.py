@@ -160,19 +160,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ask)
 
     # Commands implemented in their own modules; each module keeps heavy imports inside functions.
-    from rag import evaluation, server
+    from rag import bench, evaluation, server
 
-    p = sub.add_parser("eval", help="run the evaluation questions and write results, report and chart")
-    common(p)
-    model_options(p)
-    evaluation.add_arguments(p)
-    p.set_defaults(func=evaluation.run_command)
-
-    p = sub.add_parser("serve", help="start the HTTP API (and the chat UI) on one model")
-    common(p)
-    model_options(p)
-    server.add_arguments(p)
-    p.set_defaults(func=server.run_command)
+    for name, module, help_text in [
+        ("eval", evaluation, "run the evaluation questions and write results, report and chart"),
+        ("serve", server, "start the chat UI and the HTTP API on one model"),
+        ("bench", bench, "measure speed and memory, against raw llama.cpp"),
+    ]:
+        p = sub.add_parser(name, help=help_text)
+        common(p)
+        model_options(p)
+        module.add_arguments(p)
+        p.set_defaults(func=module.run_command)
     return parser
 
 
