@@ -80,3 +80,17 @@ def test_invalid_setting_is_a_clear_error(built):
     tmp, _ = built
     out = run(["search", "x"], tmp, RAG_K="0")
     assert out.returncode == 2 and "invalid settings" in out.stderr and "k" in out.stderr
+
+
+def test_ask_answers_every_stdin_line_with_one_model_load(built):
+    tmp, _ = built
+    questions = "When did Brad Smith meet Wang Wentao?\nHow long did the meeting last?\n"
+    out = run(["ask", "-", "--json"], tmp, stdin=questions)
+    assert out.returncode == 0, out.stderr
+    first, second = (json.loads(line) for line in out.stdout.splitlines())
+    assert not first["refused"] and "December 6, 2023" in first["answer"]
+    c = first["citations"][0]
+    assert "December 6, 2023" in SEED_FILE.read_text()[c["start"] : c["end"]]
+    assert second["refused"] and second["answer"] == "The documents don't say."
+    human = run(["ask", "When did Brad Smith meet Wang Wentao?"], tmp)
+    assert human.returncode == 0 and "\u27e6December 6, 2023\u27e7" in human.stdout and "[1]" in human.stdout
