@@ -67,22 +67,25 @@ def _print_passages(query: str, passages, as_json: bool) -> None:
     print(flush=True)
 
 
-def cmd_search(args) -> int:
-    from rag.pipeline import Pipeline
+def _each_query(command: str, arg: str, handle) -> int:
+    """Run `handle` on every query; a bad one is reported and the rest still run (stdin batches)."""
     from rag.retrieval import QueryError
 
-    settings = _settings(args)
-    pipeline = Pipeline.load(settings)
     status = 0
-    for query in _queries(args.query):
+    for query in _queries(arg):
         try:
-            passages = pipeline.search(query, args.k)
+            handle(query)
         except QueryError as exc:
-            print(f"rag search: {exc}", file=sys.stderr)
+            print(f"rag {command}: {exc}", file=sys.stderr)
             status = EXIT_USAGE
-            continue
-        _print_passages(query.strip(), passages, args.json)
     return status
+
+
+def cmd_search(args) -> int:
+    from rag.pipeline import Pipeline
+
+    pipeline = Pipeline.load(_settings(args))
+    return _each_query("search", args.query, lambda q: _print_passages(q.strip(), pipeline.search(q, args.k), args.json))
 
 
 def format_answer(answer) -> str:
@@ -100,23 +103,15 @@ def format_answer(answer) -> str:
 
 def cmd_ask(args) -> int:
     from rag.pipeline import Pipeline
-    from rag.retrieval import QueryError
 
-    settings = _settings(args)
-    pipeline = Pipeline.load(settings, with_generator=True)
-    status = 0
-    for question in _queries(args.question):
-        try:
-            answer = pipeline.ask(question, args.k)
-        except QueryError as exc:
-            print(f"rag ask: {exc}", file=sys.stderr)
-            status = EXIT_USAGE
-            continue
-        if args.json:
-            print(json.dumps(answer.to_dict(), ensure_ascii=False), flush=True)
-        else:
-            print(format_answer(answer) + "\n", flush=True)
-    return status
+    pipeline = Pipeline.load(_settings(args), with_generator=True)
+
+    def answer(question: str) -> None:
+        result = pipeline.ask(question, args.k)
+        text = json.dumps(result.to_dict(), ensure_ascii=False) if args.json else format_answer(result) + "\n"
+        print(text, flush=True)
+
+    return _each_query("ask", args.question, answer)
 
 
 def model_options(p) -> None:
