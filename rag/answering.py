@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -303,8 +304,6 @@ def _extend_typed(item: Numbered, citation: Citation, kind: str) -> Citation:
             break
         end += m.end()
     # absorb a trailing day-of-month or year number, as in "December 6, 2023"
-    import re
-
     tail = re.match(r"[ ,]*\d{1,4}(?:,\s*\d{4})?", text[end:])
     if tail and kind == "date":
         end += tail.end()

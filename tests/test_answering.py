@@ -2,7 +2,6 @@ import shutil
 
 import pytest
 
-from rag.answering import Answerer
 from rag.citations import extractive_grammar, generative_grammar, number_passages, parse_extractive, split_claims
 from rag.pipeline import Pipeline, run_ingest
 from rag.prompts import TemplateError, Templates
