@@ -312,8 +312,8 @@ ROWS: list[tuple[str, str, str, str]] = [
      "pipeline.answerer.embedder is pipeline.embedder"),
     ("Speed work", "help_s", "(d) `python -m rag.cli --help` (s, median)", "wall time, fresh interpreter"),
     ("Speed work", "help_top_imports", "(d) slowest top-level imports for --help", "python -X importtime, cumulative"),
-    ("llama.cpp threads", "llama_threads", "threads the pipeline's context uses", "llama-cpp-python defaults "
-     "when RAG_N_THREADS is unset: cores/2 for decoding, all cores for prompts"),
+    ("llama.cpp threads", "llama_threads", "threads the pipeline's context uses", "RAG_N_THREADS, or all cores "
+     "when unset (llama-cpp-python's own default is cores/2 for decoding)"),
     ("llama.cpp threads", "prompt_ms_per_token_1t", "prompt eval, 1 thread (ms/token)", "llama.eval of one prompt"),
     ("llama.cpp threads", "prompt_ms_per_token_all", "prompt eval, {cpus} threads (ms/token)", "same"),
     ("llama.cpp threads", "decode_ms_per_token_1t", "decoding, 1 thread (ms/token)", "16 single-token evals"),
