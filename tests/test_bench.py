@@ -18,7 +18,7 @@ from rag import bench
 from rag.chunking import chunk_document
 from rag.documents import load_document
 
-ROOT = Path(__file__).resolve().parent.parent
+from .conftest import ROOT  # noqa: E402
 
 SENTENCES = [
     "Microsoft President Brad Smith met China's Minister of Commerce, Wang Wentao, on December 6, 2023.",

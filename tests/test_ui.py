@@ -9,7 +9,6 @@ import html
 import json
 import re
 import time
-from pathlib import Path
 
 import pytest
 
@@ -20,7 +19,7 @@ from rag.followup import Turn, content_words, followup_cue, is_followup, passage
 from rag.retrieval import Passage, QueryError
 from ui import chat, render
 
-ROOT = Path(__file__).resolve().parent.parent
+from .conftest import ROOT  # noqa: E402
 
 DOC = "000_d74c9cd70636ffa8.txt"
 P1 = "Microsoft President Brad Smith engaged in a significant meeting with China's Minister of Commerce, Wang Wentao, on Wednesday, December 6, 2023."

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-ROOT = Path(__file__).resolve().parent.parent
+from .conftest import ROOT  # noqa: E402
 CHROME_FLAGS = [
     "--headless",
     "--no-sandbox",

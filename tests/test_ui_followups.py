@@ -11,7 +11,6 @@ out of the top 3, and standalone questions must be searched exactly as asked.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
@@ -19,7 +18,7 @@ from rag.followup import Turn, passage_frequency, rewrite
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parent.parent
+from .conftest import ROOT  # noqa: E402
 PAIRS = [json.loads(line) for line in (ROOT / "eval" / "followups.jsonl").read_text().splitlines() if line.strip()]
 K = 3
 
