@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rag.errors import SettingsError
 
 
 class Settings(BaseSettings):
@@ -92,7 +94,26 @@ class Settings(BaseSettings):
             raise ValueError("chunk_overlap must be smaller than chunk_size")
         return self
 
-    def resolved_prompts_dir(self) -> Path:
-        if self.prompts_dir is not None:
-            return self.prompts_dir
-        return Path(__file__).resolve().parent.parent / "prompts"
+
+
+def build_settings(overrides: dict | None = None, **defaults) -> Settings:
+    """Settings from the environment (RAG_*) with `overrides` (command-line flags; None means "not given").
+
+    A bad value is a `SettingsError` naming what the user typed: the flag (`--k`) when it came from the
+    command line, the variable (`RAG_K`) when it came from the environment.
+    """
+    given = {k: v for k, v in (overrides or {}).items() if k in Settings.model_fields and v is not None}
+    try:
+        return Settings(**{**defaults, **given})
+    except ValidationError as exc:
+        problems = []
+        for e in exc.errors():
+            field = str(e["loc"][0]) if e.get("loc") else ""
+            if field in given:
+                where = "--" + field.replace("_", "-")
+            elif field:
+                where = "RAG_" + field.upper()
+            else:
+                where = "settings"
+            problems.append(f"{where}: {e['msg']}")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None

@@ -1,0 +1,1 @@
+"""Measurement: evaluation and benchmarks, kept out of the runtime package `rag`."""
