@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from rag import contract
 from rag.chunking import split_sentences
+from rag.contract import MARKER
 from rag.prompts import Templates, gbnf_literal
-from rag.refusal import norm
 from rag.retrieval import Passage
-
-_MARKER = re.compile(r"\[(\d+)\]")
+from rag.text import norm
 
 
 @dataclass(frozen=True)
@@ -28,54 +28,53 @@ class Numbered:
     n: int
     passage: Passage
     words: list[Word] = field(default_factory=list)
+    spans: list[tuple[int, int]] = field(default_factory=list)  # sentence offsets inside the passage
 
     @property
     def text(self) -> str:
         return self.passage.chunk.text
 
     def sentences(self) -> list[tuple[int, int]]:
-        return split_sentences(self.text)
-
-    def sentence_around(self, start: int, end: int) -> tuple[int, int]:
-        """Offsets (inside the passage) of the sentence(s) covering [start, end)."""
-        spans = self.sentences() or [(0, len(self.text))]
-        first = next((s for s in spans if s[1] > start), spans[-1])
-        last = next((s for s in reversed(spans) if s[0] < end), spans[0])
-        return first[0], max(last[1], first[1])
+        return self.spans
 
 
 def number_passages(passages: list[Passage]) -> list[Numbered]:
+    """Passages as the model sees them, each split into sentences and words once."""
     numbered = []
     for n, p in enumerate(passages, 1):
         text = p.chunk.text
-        ends = {e for _, e in split_sentences(text)}
+        spans = split_sentences(text)
+        ends = {e for _, e in spans}
         words = [Word(m.group(), m.start(), m.end(), m.end() in ends) for m in re.finditer(r"\S+", text)]
-        numbered.append(Numbered(n, p, words))
+        numbered.append(Numbered(n, p, words, spans))
     return numbered
 
 
 @dataclass
 class Citation:
+    """A cited span while answering; `to_contract()` is what leaves the pipeline."""
+
     n: int
     passage: Passage
     start: int  # exact cited span, offsets into the original document
     end: int
     quote: str
 
-    def to_dict(self) -> dict:
+    def to_contract(self) -> contract.Citation:
         c = self.passage.chunk
-        return {
-            "n": self.n,
-            "source": c.doc_id,
-            "chunk_id": c.chunk_id,
-            "start": self.start,
-            "end": self.end,
-            "text": c.text,
-            "score": round(self.passage.score, 6),
-            "quote": self.quote,
-            "passage_start": c.start,
-            "passage_end": c.end,
-        }
+        return contract.Citation(
+            n=self.n,
+            source=c.doc_id,
+            chunk_id=c.chunk_id,
+            start=self.start,
+            end=self.end,
+            text=c.text,
+            score=round(self.passage.score, 6),
+            quote=self.quote,
+            passage_start=c.start,
+            passage_end=c.end,
+            page=getattr(c, "page", None),
+        )
 
 
 def span_citation(item: Numbered, start: int, end: int) -> Citation:
@@ -89,6 +88,7 @@ def span_citation(item: Numbered, start: int, end: int) -> Citation:
 
 def extractive_grammar(
     templates: Templates,
+    template: str,
     numbered: list[Numbered],
     window: tuple[int, int] | None = None,
     avoid_start: set[str] | None = None,
@@ -125,7 +125,7 @@ def extractive_grammar(
                 rules.append(f'{prefix}{i} ::= {literal} (" " {prefix}{i + 1})?')
     if not choices:
         raise ValueError("no passage has any words to cite")
-    return templates.render("extractive.gbnf", choices=" | ".join(choices), span_rules="\n".join(rules))
+    return templates.render(template, choices=" | ".join(choices), span_rules="\n".join(rules))
 
 
 _TRAILING = ".,;:!?\"')\u201d"
@@ -177,9 +177,9 @@ def parse_extractive(output: str, numbered: list[Numbered], window: tuple[int, i
 # --- generative mode ------------------------------------------------------------------------------
 
 
-def generative_grammar(templates: Templates, numbered: list[Numbered], refusal: str) -> str:
-    numbers = " | ".join(f'"{item.n}"' for item in numbered)
-    return templates.render("generative.gbnf", numbers=numbers, refusal=gbnf_literal(refusal))
+def generative_grammar(templates: Templates, template: str, numbers: list[int], refusal: str) -> str:
+    choices = " | ".join(f'"{n}"' for n in numbers)
+    return templates.render(template, numbers=choices, refusal=gbnf_literal(refusal))
 
 
 def split_claims(output: str) -> list[tuple[str, list[int]]]:
@@ -187,12 +187,8 @@ def split_claims(output: str) -> list[tuple[str, list[int]]]:
     claims = []
     for m in re.finditer(r"[^\[\]]*?(?:\s*\[\d+\])+\.?", output):
         sentence = m.group().strip()
-        numbers = [int(x) for x in _MARKER.findall(sentence)]
-        text = _MARKER.sub("", sentence).strip().rstrip(".").strip()
+        numbers = contract.find_markers(sentence)
+        text = MARKER.sub("", sentence).strip().rstrip(".").strip()
         if text:
             claims.append((text, numbers))
     return claims
-
-
-def markers(text: str) -> list[int]:
-    return [int(x) for x in _MARKER.findall(text)]

@@ -11,10 +11,6 @@ from typing import Iterable
 EXIT_USAGE = 2
 
 
-class UserError(Exception):
-    """Something the user can fix; printed as one line, no traceback."""
-
-
 def _queries(arg: str) -> Iterable[str]:
     if arg == "-":
         for line in sys.stdin:
@@ -25,16 +21,9 @@ def _queries(arg: str) -> Iterable[str]:
 
 
 def _settings(args):
-    from pydantic import ValidationError
+    from rag.settings import build_settings
 
-    from rag.settings import Settings
-
-    overrides = {k: v for k, v in vars(args).items() if k in Settings.model_fields and v is not None}
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        errors = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
-        raise UserError(f"invalid settings: {errors}") from exc
+    return build_settings(vars(args))
 
 
 def cmd_ingest(args) -> int:
@@ -58,7 +47,8 @@ def cmd_ingest(args) -> int:
 
 def _print_passages(query: str, passages, as_json: bool) -> None:
     if as_json:
-        print(json.dumps({"query": query, "results": [p.to_dict() for p in passages]}, ensure_ascii=False), flush=True)
+        results = [p.to_out().model_dump() for p in passages]
+        print(json.dumps({"query": query, "results": results}, ensure_ascii=False), flush=True)
         return
     print(f"query: {query}")
     for i, p in enumerate(passages, 1):
@@ -69,14 +59,14 @@ def _print_passages(query: str, passages, as_json: bool) -> None:
 
 def _each_query(command: str, arg: str, handle) -> int:
     """Run `handle` on every query; a bad one is reported and the rest still run (stdin batches)."""
-    from rag.retrieval import QueryError
+    from rag.errors import QueryError
 
     status = 0
     for query in _queries(arg):
         try:
             handle(query)
         except QueryError as exc:
-            print(f"rag {command}: {exc}", file=sys.stderr)
+            print(f"rag {command}: {exc.describe()}", file=sys.stderr)
             status = EXIT_USAGE
     return status
 
@@ -94,10 +84,9 @@ def format_answer(answer) -> str:
     if answer.refused and answer.reason:
         lines.append(f"  (refused: {answer.reason})")
     for c in answer.citations:
-        chunk = c.passage.chunk
-        rel_start, rel_end = c.start - chunk.start, c.end - chunk.start
-        marked = chunk.text[:rel_start] + "⟦" + chunk.text[rel_start:rel_end] + "⟧" + chunk.text[rel_end:]
-        lines.append(f"  [{c.n}] {chunk.doc_id} (chars {c.start}-{c.end}): {marked}")
+        rel_start, rel_end = c.start - c.passage_start, c.end - c.passage_start
+        marked = c.text[:rel_start] + "⟦" + c.text[rel_start:rel_end] + "⟧" + c.text[rel_end:]
+        lines.append(f"  [{c.n}] {c.source} (chars {c.start}-{c.end}): {marked}")
     return "\n".join(lines)
 
 
@@ -108,7 +97,7 @@ def cmd_ask(args) -> int:
 
     def answer(question: str) -> None:
         result = pipeline.ask(question, args.k)
-        text = json.dumps(result.to_dict(), ensure_ascii=False) if args.json else format_answer(result) + "\n"
+        text = result.model_dump_json() if args.json else format_answer(result) + "\n"
         print(text, flush=True)
 
     return _each_query("ask", args.question, answer)
@@ -179,19 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     for noisy in ("sentence_transformers", "httpx", "bm25s", "faiss"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    from rag.documents import CorpusError
-    from rag.evalset import EvalSetError
-    from rag.generation import ModelError
-    from rag.index import IndexError_
-    from rag.prompts import TemplateError
-    from rag.retrieval import QueryError
+    from rag.errors import RagError
 
     try:
         return args.func(args) or 0
-    except (
-        UserError, CorpusError, IndexError_, QueryError, ModelError, TemplateError, EvalSetError, FileNotFoundError
-    ) as exc:
-        print(f"rag {args.command}: {exc}", file=sys.stderr)
+    except RagError as exc:
+        print(f"rag {args.command}: {exc.describe()}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

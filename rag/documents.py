@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rag.errors import CorpusError  # noqa: F401 - re-exported
+
 log = logging.getLogger(__name__)
 
 SUFFIXES = (".txt", ".md")
@@ -21,9 +23,6 @@ _CALL_TO_ACTION = re.compile(
 )
 MAX_BOILERPLATE_WORDS = 15
 
-
-class CorpusError(Exception):
-    """The corpus cannot be used at all (missing or empty folder)."""
 
 
 @dataclass(frozen=True)

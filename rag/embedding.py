@@ -9,6 +9,8 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
+from rag.errors import ModelError
+
 
 class Embedder(Protocol):
     id: str
@@ -60,7 +62,7 @@ class SentenceTransformerEmbedder:
         bundled = path is None
         self.path = bundled_embedder_path() if bundled else Path(path)
         if not self.path.is_dir():
-            raise FileNotFoundError(f"embedder folder {self.path} does not exist")
+            raise ModelError(f"embedder folder {self.path} does not exist", hint="check RAG_EMBEDDER_PATH")
         self.model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(get_dim())

@@ -8,8 +8,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
-class EvalSetError(ValueError):
-    pass
+from rag.errors import EvalSetError  # noqa: E402,F401 - re-exported
 
 
 class Question(BaseModel):
@@ -61,7 +60,7 @@ def load_questions(path: Path) -> list[Question]:
 def evidence_rank(passages, evidence: list[str]) -> int | None:
     """1-based rank of the first passage holding (or overlapping) any evidence string."""
     for rank, p in enumerate(passages, 1):
-        if any(covers(p.chunk.text, e) for e in evidence):
+        if any(covers(getattr(p, "text", None) or p.chunk.text, e) for e in evidence):
             return rank
     return None
 

@@ -347,7 +347,7 @@ def ask_all(pipeline, questions, k: int, progress: Callable[[Iterable], Iterable
                 "expected": q.answers,
                 "evidence": q.evidence,
                 "forbidden": q.forbidden,
-                "retrieved": [p.chunk.chunk_id for p in answer.passages],
+                "retrieved": [p.chunk_id for p in answer.passages],
                 "answer": raw,
                 "judgement": judge(q, raw, answer.passages, seconds, read_source),
             }
@@ -580,7 +580,7 @@ def check_thresholds(overall: dict, minimums: list, maximums: list) -> list[str]
 
 def load_run(path: Path) -> dict:
     """A previous run's results.json (or its folder); a bad file is a user error naming the file."""
-    from rag.cli import UserError
+    from rag.errors import RagError as UserError
 
     path = Path(path)
     if path.is_dir():
@@ -647,7 +647,7 @@ def add_arguments(parser) -> None:
 
 
 def load_question_file(path: Path) -> list:
-    from rag.cli import UserError
+    from rag.errors import RagError as UserError
     from rag.evalset import EvalSetError, load_questions
 
     try:
@@ -666,7 +666,8 @@ def run_command(args) -> int:
         return compare_command(args.compare)
     from tqdm import tqdm
 
-    from rag.cli import UserError, _settings
+    from rag.cli import _settings
+    from rag.errors import RagError as UserError
     from rag.pipeline import Pipeline
 
     questions_path = args.questions or DEFAULT_QUESTIONS

@@ -12,9 +12,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rag.answer_types import has_type
 from rag.citations import Numbered
 from rag.embedding import Embedder
-from rag.refusal import anchors, content_terms, context_terms, has_type, norm, question_type
+from rag.lexicon import INSTRUCTION
+from rag.question import Question
+from rag.text import context_terms, norm
+
+# Weights of the selection score: cosine + overlap + typed + names + rank (set on the seed questions).
+WEIGHTS = {"cosine": 1.0, "overlap": 1.0, "typed": 0.25, "anchors": 0.5, "rank": 0.1}
 
 
 @dataclass
@@ -33,29 +39,12 @@ class Candidate:
         return self.item.text[self.start : self.end]
 
 
-@dataclass
-class SelectionWeights:
-    cosine: float = 1.0
-    overlap: float = 1.0
-    typed: float = 0.25
-    anchors: float = 0.5
-    rank: float = 0.1
-
-
-# Sentences that address the assistant ("ignore previous instructions…") are injected instructions,
-# not statements about the world, so they are never offered as evidence.
-_INSTRUCTION = re.compile(
-    r"\b(?:ignore|disregard|forget|override)\b.{0,40}\b(?:instructions?|rules?|prompts?|guidelines)\b|"
-    r"\byou are (?:now|no longer)\b|\bsystem prompt\b|\bnew instructions?\b",
-    re.I,
-)
-
-
 def is_instruction(sentence: str) -> bool:
-    return bool(_INSTRUCTION.search(sentence))
+    return bool(INSTRUCTION.search(sentence))
 
 
 def candidates(numbered: list[Numbered]) -> list[tuple[Numbered, int, int]]:
+    """Every sentence that can serve as evidence: not empty, not an injected instruction."""
     out = []
     for item in numbered:
         for start, end in item.sentences() or [(0, len(item.text))]:
@@ -65,32 +54,28 @@ def candidates(numbered: list[Numbered]) -> list[tuple[Numbered, int, int]]:
     return out
 
 
-def select_sentences(
-    question: str, numbered: list[Numbered], embedder: Embedder, weights: SelectionWeights | None = None
-) -> list[Candidate]:
-    """Every sentence of the passages, best first."""
-    w = weights or SelectionWeights()
+def select_sentences(question: Question, numbered: list[Numbered], embedder: Embedder) -> list[Candidate]:
+    """Every candidate sentence of the passages, best first."""
+    w = WEIGHTS
     cands = candidates(numbered)
     if not cands:
         return []
-    vectors = embedder.embed([question] + [item.text[s:e] for item, s, e in cands])
+    vectors = embedder.embed([question.text] + [item.text[s:e] for item, s, e in cands])
     cosines = vectors[1:] @ vectors[0]
-    kind = question_type(question)
-    terms = content_terms(question)
-    names = [norm(a) for a in anchors(question)]
+    names = [norm(a) for a in question.names]
     scored = []
     for (item, s, e), cos in zip(cands, np.asarray(cosines, dtype=float)):
         sentence = item.text[s:e]
         ctx = context_terms(sentence)
-        overlap = sum(t in ctx for t in terms) / len(terms) if terms else 0.0
-        typed = bool(kind) and has_type(sentence, kind, question)
+        overlap = sum(t in ctx for t in question.terms) / len(question.terms) if question.terms else 0.0
+        typed = bool(question.kind) and has_type(sentence, question.kind, question)
         anchor_share = sum(a in ctx for a in names) / len(names) if names else 0.0
         score = (
-            w.cosine * cos
-            + w.overlap * overlap
-            + w.typed * typed
-            + w.anchors * anchor_share
-            + w.rank / item.n
+            w["cosine"] * cos
+            + w["overlap"] * overlap
+            + w["typed"] * typed
+            + w["anchors"] * anchor_share
+            + w["rank"] / item.n
         )
         scored.append(Candidate(item, s, e, float(score), float(cos), overlap, typed, anchor_share))
     scored.sort(key=lambda c: -c.score)

@@ -19,36 +19,24 @@ Pure functions, no model: the UI and the API can both call `rewrite`.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
-from rag.text import QUESTION_WORDS, STOPWORDS, stem, terms, words
+from rag.contract import strip_markers
+from rag.lexicon import FOLLOWUP_CONNECTOR as _CONNECTOR
+from rag.lexicon import FOLLOWUP_GENERIC_WORDS as _GENERIC
+from rag.lexicon import QUESTION_WORDS, STOPWORDS
+from rag.lexicon import REFERENCE_WORDS as REFERENCES
+from rag.text import stem, terms, words
 
 PassageFrequency = Callable[[str], int]  # word -> number of passages holding it (stemmed)
-
-# A question starting like this continues the previous one.
-_CONNECTOR = re.compile(r"^\s*(?:and|but|also|so|then|plus|what about|how about|same for)\b[\s,]*", re.I)
-
-# Words that point back at something named earlier.
-REFERENCES = frozenset(
-    "it its it's they them their theirs that this those these he him his she her hers there then else "
-    "former latter same".split()
-)
-
-# Words that say what kind of answer is wanted, not what it is about ("what year", "which day").
-_GENERIC = frozenset(
-    "happen happened take took place name kind type sort thing things day date time year month one ones "
-    "exactly precisely else other others".split()
-)
 
 MAX_OWN_TERMS = 3  # a question with more content words of its own than this is taken as standalone
 MAX_WORDS = 2  # "when?", "how much?", "and Tesla?": too short to stand alone
 MAX_ADDED = 3  # borrowed context words, at most: more drown the follow-up's own words
 SPECIFIC_MAX_PASSAGES = 1  # an own word in at most this many passages pins the answer: no rewrite
 
-_MARKER = re.compile(r"\[\d+\]")
 
 
 @dataclass(frozen=True)
@@ -72,7 +60,7 @@ class Rewrite:
 def content_words(text: str) -> list[str]:
     """Lower-cased content words in order, without duplicates (no stemming: the search does its own)."""
     out: list[str] = []
-    for w in words(_MARKER.sub(" ", text)):
+    for w in words(strip_markers(text)):
         if w in STOPWORDS or w in QUESTION_WORDS or w in REFERENCES or w in _GENERIC or len(w) < 2:
             continue
         if w not in out:

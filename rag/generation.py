@@ -10,17 +10,16 @@ import importlib.util
 import logging
 import os
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Protocol
+
+from rag.errors import ModelError
 
 log = logging.getLogger(__name__)
 
 SMALL_MODEL_PARAMS = 1_000_000_000  # below this, "auto" mode answers extractively
 
-
-class ModelError(Exception):
-    """The configured model cannot be found or loaded; the message says what to do."""
+__all__ = ["Generator", "LlamaGenerator", "ModelError", "resolve_model_path", "file_sha256"]
 
 
 class Generator(Protocol):
@@ -74,12 +73,6 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-@dataclass
-class GenerationStats:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-
 class LlamaGenerator:
     def __init__(self, settings):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -103,7 +96,6 @@ class LlamaGenerator:
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"llama.cpp could not load {self.path}: {exc}") from exc
         self.lock = threading.Lock()
-        self.last = GenerationStats()
         self._grammar_cache: dict[str, object] = {}
 
     @property
@@ -144,10 +136,7 @@ class LlamaGenerator:
                 seed=self.seed,
                 stream=True,
             )
-            completion = 0
             for chunk in stream:
                 piece = chunk["choices"][0]["delta"].get("content")
                 if piece:
-                    completion += 1
                     yield piece
-            self.last = GenerationStats(completion_tokens=completion)

@@ -22,27 +22,13 @@ import numpy as np
 from rag.chunking import SPLITTER_VERSION, Chunk, chunk_document
 from rag.documents import Document
 from rag.embedding import Embedder
+from rag.errors import IndexCorrupt, IndexError_, IndexMismatch, IndexMissing  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 
-
-class IndexError_(Exception):
-    """Base for index problems; messages are meant for the user."""
-
-
-class IndexMissing(IndexError_):
-    pass
-
-
-class IndexMismatch(IndexError_):
-    pass
-
-
-class IndexCorrupt(IndexError_):
-    pass
 
 
 @dataclass(frozen=True)

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
-import time
-from typing import Callable
+from typing import Callable, Iterator
 
-from rag.answering import Answer, Answerer, AnswerPolicy
+from rag.answering import Answerer, Prepared
+from rag.contract import Answer, StreamEvent
 from rag.documents import load_corpus
-from rag.generation import Generator
 from rag.embedding import Embedder, SentenceTransformerEmbedder
+from rag.errors import RagError
+from rag.generation import Generator
 from rag.index import IngestReport, VectorIndex, chunk_settings, ingest, stale_documents
 from rag.prompts import Templates
+from rag.refusal import RefusalPolicy
 from rag.retrieval import HybridRetriever, Passage
 from rag.settings import Settings
+from rag.strategies import Extractive, Generative, Strategy
 
 log = logging.getLogger(__name__)
 
@@ -30,23 +33,26 @@ def load_generator(settings: Settings) -> Generator:
     return LlamaGenerator(settings)
 
 
+def answer_mode(settings: Settings, generator: Generator) -> str:
+    """`auto` answers extractively with small models (they ramble when free) and generatively with big ones."""
+    if settings.mode != "auto":
+        return settings.mode
+    return "extractive" if generator.is_small else "generative"
+
+
+def build_strategy(settings: Settings, generator: Generator, embedder: Embedder, policy: RefusalPolicy) -> Strategy:
+    templates = Templates(settings.prompts_dir)
+    if answer_mode(settings, generator) == "extractive":
+        return Extractive(templates, policy, settings.max_answer_tokens, embedder)
+    return Generative(templates, policy, settings.max_generative_tokens)
+
+
 def build_answerer(settings: Settings, retriever, generator: Generator) -> Answerer:
-    return Answerer(
-        retriever,
-        generator,
-        Templates(settings.resolved_prompts_dir()),
-        retriever.embedder,
-        k=settings.k,
-        mode=settings.mode,
-        max_tokens=settings.max_answer_tokens,
-        max_generative_tokens=settings.max_generative_tokens,
-        prompt_token_budget=settings.prompt_token_budget,
-        policy=AnswerPolicy(
-            min_support=settings.min_support,
-            min_relevance=settings.min_relevance,
-            refusal_text=settings.refusal_text,
-        ),
+    policy = RefusalPolicy(
+        min_support=settings.min_support, min_relevance=settings.min_relevance, refusal_text=settings.refusal_text
     )
+    strategy = build_strategy(settings, generator, retriever.embedder, policy)
+    return Answerer(retriever, generator, strategy, policy, k=settings.k, prompt_token_budget=settings.prompt_token_budget)
 
 
 def index_expectations(settings: Settings, embedder: Embedder) -> dict:
@@ -69,7 +75,7 @@ def load_index(settings: Settings, embedder: Embedder, warn_stale: bool = True) 
     if warn_stale:
         try:
             stale = stale_documents(index, load_corpus(settings.seeds_dir))
-        except Exception:  # noqa: BLE001 - a missing seeds folder should not stop answering from the index
+        except RagError:  # a missing seeds folder should not stop answering from the index
             stale = []
         if stale:
             log.warning("index is out of date for %s; run `rag ingest` to update it", ", ".join(stale[:5]))
@@ -106,10 +112,14 @@ class Pipeline:
             raise RuntimeError("this pipeline was loaded without a generator")
         return self.answerer
 
+    def prepare(self, question: str, k: int | None = None) -> Prepared:
+        """Everything the pipeline does before the model runs (the benchmark's hook)."""
+        return self._answerer().prepare(question, k)
+
     def ask(self, question: str, k: int | None = None) -> Answer:
         return self._answerer().ask(question, k)
 
-    def ask_stream(self, question: str, k: int | None = None):
+    def ask_stream(self, question: str, k: int | None = None) -> Iterator[StreamEvent]:
         return self._answerer().stream(question, k)
 
     def search(self, query: str, k: int | None = None) -> list[Passage]:
@@ -123,8 +133,3 @@ class Pipeline:
             "model": self.generator.model_name if self.generator else None,
             "mode": self.answerer.mode if self.answerer else None,
         }
-
-    def timed_search(self, query: str, k: int | None = None) -> tuple[list[Passage], float]:
-        t0 = time.perf_counter()
-        passages = self.search(query, k)
-        return passages, (time.perf_counter() - t0) * 1000

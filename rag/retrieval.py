@@ -13,15 +13,15 @@ from typing import Protocol
 import numpy as np
 
 from rag.chunking import Chunk
+from rag.contract import PassageOut
 from rag.embedding import Embedder
+from rag.errors import QueryError
 from rag.index import VectorIndex
 from rag.text import terms
 
 log = logging.getLogger(__name__)
 
-
-class QueryError(ValueError):
-    """The query cannot be searched (for example, it is empty)."""
+__all__ = ["Passage", "Retriever", "HybridRetriever", "QueryError", "BM25", "rrf"]
 
 
 @dataclass(frozen=True)
@@ -33,16 +33,18 @@ class Passage:
     dense_rank: int | None
     bm25_rank: int | None
 
-    def to_dict(self) -> dict:
+    def to_out(self) -> PassageOut:
         c = self.chunk
-        return {
-            "doc": c.doc_id,
-            "chunk_id": c.chunk_id,
-            "start": c.start,
-            "end": c.end,
-            "text": c.text,
-            "score": round(self.score, 6),
-        }
+        return PassageOut(
+            doc=c.doc_id,
+            chunk_id=c.chunk_id,
+            start=c.start,
+            end=c.end,
+            text=c.text,
+            score=round(self.score, 6),
+            page=getattr(c, "page", None),
+            heading=getattr(c, "heading", None),
+        )
 
 
 class Retriever(Protocol):

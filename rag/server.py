@@ -20,9 +20,9 @@ def run_command(args) -> int:
     import uvicorn
 
     from rag.api import create_app
-    from rag.cli import _settings
+    from rag.settings import build_settings
 
-    settings = _settings(args)
+    settings = build_settings(vars(args))
     _warn_if_exposed(settings)
     app = create_app(settings, loader=_announcing_loader)
     if settings.api_token:

@@ -18,7 +18,7 @@ class Settings(BaseSettings):
     seeds_dir: Path = Field(Path("seeds"), description="Folder of .txt/.md documents to answer from.")
     index_dir: Path = Field(Path("index"), description="Folder holding the FAISS index and its manifest.")
     prompts_dir: Path | None = Field(
-        None, description="Folder of prompt and grammar templates; defaults to the repository's prompts/."
+        None, description="Folder of prompt and grammar templates; defaults to the packaged ones (prompts/)."
     )
     embedder_path: Path | None = Field(
         None, description="sentence-transformers model folder; defaults to the bundled all-MiniLM-L6-v2."

@@ -1,22 +1,15 @@
-"""Word-level helpers shared by BM25, refusal signals and evaluation."""
+"""Word-level helpers shared by BM25, the question analysis, refusal signals and evaluation.
+
+One tokeniser (`rag.lexicon.WORD`: Unicode letters and digits) for every side, so a name in a
+question and the same name in a passage always become the same word.
+"""
 
 from __future__ import annotations
 
 import re
 from functools import lru_cache
 
-_WORD = re.compile(r"[A-Za-z0-9]+(?:['\u2019][A-Za-z]+)?")
-
-STOPWORDS = frozenset(
-    """a an the and or but if then else of to in on at by for with from about as into onto over under between
-    among through during before after above below up down out off than so such too very can could should would
-    will shall may might must do does did done doing have has had having be is am are was were been being it its
-    this that these those there here what which who whom whose when where why how i me my we our you your he him
-    his she her they them their not no nor only own same s t just also any all both each few more most other some
-    again further once per via according said says say tell told let please ever yet still""".split()
-)  # fmt: skip
-
-QUESTION_WORDS = frozenset("what which who whom whose when where why how".split())
+from rag.lexicon import STOPWORDS, WORD
 
 
 @lru_cache(maxsize=1)
@@ -27,7 +20,7 @@ def _stemmer():
 
 
 def words(text: str) -> list[str]:
-    return [w.lower().replace("\u2019", "'") for w in _WORD.findall(text)]
+    return [w.lower().replace("\u2019", "'") for w in WORD.findall(text)]
 
 
 def stem(word: str) -> str:
@@ -40,3 +33,24 @@ def stem(word: str) -> str:
 def terms(text: str) -> list[str]:
     """Stemmed content words: what BM25 indexes and what support checks compare."""
     return [stem(w) for w in words(text) if w not in STOPWORDS]
+
+
+def collapse_initialisms(text: str) -> str:
+    """'U.S.' -> 'US', so initialisms match however they are written."""
+    return re.sub(r"\b(?:[A-Za-z]\.){2,}", lambda m: m.group().replace(".", ""), text)
+
+
+def norm(token: str) -> str:
+    """A word as the checks compare it: dots dropped, lower case, stemmed."""
+    return stem(token.replace(".", "").lower())
+
+
+def context_terms(text: str) -> set[str]:
+    """Normalised words of a context, plus the acronyms its phrases spell ("artificial intelligence" -> "ai")."""
+    tokens = words(collapse_initialisms(text))
+    found = {norm(w) for w in tokens}
+    content = [w for w in tokens if w not in STOPWORDS]
+    for size in (2, 3, 4):
+        for i in range(len(content) - size + 1):
+            found.add("".join(w[0] for w in content[i : i + size]))
+    return found

@@ -2,40 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from rag.settings import Settings
-from rag.text import terms
+
+from .support.fakes import KeywordEmbedder
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 SEED_FILE = next(SEEDS.glob("*.txt"))
-
-
-class KeywordEmbedder:
-    """Bag of stemmed words hashed into 64 dims: similar wording, similar vector."""
-
-    id = "keyword-fake@1"
-    dim = 64
-
-    def __init__(self):
-        self.calls = 0
-        self.texts_embedded = 0
-
-    def embed(self, texts):
-        self.calls += 1
-        self.texts_embedded += len(texts)
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for t in terms(text):
-                out[i, int(hashlib.md5(t.encode()).hexdigest(), 16) % self.dim] += 1.0
-            out[i, 0] += 1e-3  # no zero vectors
-        return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 
 @pytest.fixture

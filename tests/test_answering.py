@@ -9,7 +9,7 @@ from rag.retrieval import Passage
 from rag.chunking import Chunk
 
 from .conftest import ROOT, SEED_FILE
-from .fakes import ScriptedGenerator, copy_phrase
+from .support.fakes import ScriptedGenerator, copy_phrase
 
 TEMPLATES = Templates(ROOT / "prompts")
 
@@ -24,6 +24,23 @@ def test_user_prompt_numbers_passages_and_states_question():
     assert "[1] Alpha went home.\n[2] Beta stayed." in text
     assert text.rstrip().endswith("Answer with [passage number] and the exact words from that passage.")
     assert "Question: Who stayed?" in text
+
+
+def test_packaged_templates_are_found_without_a_folder():
+    packaged = Templates()
+    assert packaged.render("extractive_system.txt", refusal="x") == TEMPLATES.render("extractive_system.txt", refusal="x")
+    assert packaged.examples("extractive_examples.json") == TEMPLATES.examples("extractive_examples.json")
+
+
+def test_a_mode_with_a_missing_file_is_an_error_not_a_fallback(tmp_path):
+    from rag.prompts import TemplateSet
+
+    for f in (ROOT / "prompts").iterdir():
+        if f.name != "extractive_examples.json" and f.is_file():
+            shutil.copy(f, tmp_path / f.name)
+    with pytest.raises(TemplateError, match="extractive_examples.json"):
+        TemplateSet.for_mode("extractive").check(Templates(tmp_path))
+    TemplateSet.for_mode("generative").check(Templates(tmp_path))
 
 
 def test_missing_template_variable_fails_loudly():
@@ -46,14 +63,16 @@ def test_grammars_compile_in_llama_cpp(kind):
 
     numbered = number_passages([passage('He said "hi" on Dec. 6, 2023. Then left.'), passage("Back\\slash [x].", n=1)])
     grammar = (
-        extractive_grammar(TEMPLATES, numbered) if kind == "extractive" else generative_grammar(TEMPLATES, numbered, "No.")
+        extractive_grammar(TEMPLATES, "extractive.gbnf", numbered)
+        if kind == "extractive"
+        else generative_grammar(TEMPLATES, "generative.gbnf", [1, 2], "No.")
     )
     assert LlamaGrammar.from_string(grammar, verbose=False) is not None
 
 
 def test_extractive_grammar_offers_only_retrieved_numbers_and_skips_question_words():
     numbered = number_passages([passage("Smith met Wang on Wednesday."), passage("Other text.", n=1)])
-    grammar = extractive_grammar(TEMPLATES, numbered[:1], avoid_start={"smith", "met"})
+    grammar = extractive_grammar(TEMPLATES, "extractive.gbnf", numbered[:1], avoid_start={"smith", "met"})
     root = next(line for line in grammar.splitlines() if line.startswith("root"))
     assert '"1] "' in root and '"2] "' not in root
     assert "p1w0 " not in root and "p1w1 " not in root and "p1w2" in root  # cannot start with "Smith" or "met"
@@ -94,7 +113,7 @@ def pipeline_with(settings, keyword_embedder):
 def test_answer_cites_exact_span_and_markers_match(pipeline_with):
     p = pipeline_with(copy_phrase("December 6, 2023"))
     answer = p.ask("When did Brad Smith meet Wang Wentao?")
-    d = answer.to_dict()
+    d = answer.model_dump()
     assert not d["refused"] and d["answer"] == "December 6, 2023 [1]"
     (c,) = d["citations"]
     assert c["n"] == 1 and SEED_FILE.read_text()[c["start"] : c["end"]] == "December 6, 2023"
@@ -166,7 +185,7 @@ def test_generative_refusal_sentence_is_a_refusal(pipeline_with):
 
 
 def test_empty_question_is_an_error(pipeline_with):
-    from rag.retrieval import QueryError
+    from rag.errors import QueryError
 
     p = pipeline_with(copy_phrase("x"))
     with pytest.raises(QueryError):

@@ -13,13 +13,11 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from rag.answering import Answer
 from rag.api import create_app
-from rag.chunking import Chunk
-from rag.citations import Citation
-from rag.generation import ModelError
-from rag.retrieval import Passage, QueryError
+from rag.errors import ModelError, QueryError, RagError
 from rag.settings import Settings
+
+from .support import fakes
 
 DOC = "Brad Smith met China's Minister of Commerce, Wang Wentao, on Wednesday, December 6, 2023, in Beijing."
 QUESTION = "When did Brad Smith meet Wang Wentao?"
@@ -27,65 +25,19 @@ TOKENS = ["[1] Wednesday", ", December 6", ", 2023"]
 INFO = {"documents": 1, "chunks": 1, "embedder": "fake@1", "model": "fake.gguf", "mode": "extractive"}
 
 
-def passage() -> Passage:
-    return Passage(Chunk("doc.txt", "doc.txt#0", 0, len(DOC), DOC), 0.0325, 0.8, 4.2, 1, 1)
+def passage():
+    return fakes.passage("doc.txt", DOC, score=0.0325)
 
 
-def answer_for(question: str) -> Answer:
-    start, end = DOC.index("Wednesday"), DOC.index(", in Beijing")
-    citation = Citation(1, passage(), start, end, DOC[start:end])
-    return Answer(
-        question=question,
-        answer=f"{citation.quote} [1]",
-        refused=False,
-        citations=[citation],
-        model="fake.gguf",
-        mode="extractive",
-        timings={"retrieve_ms": 1.0, "generate_ms": 2.0, "total_ms": 3.0},
-        raw="".join(TOKENS),
-        signals={"typed": True},
+def answer_for(question: str):
+    timings = {"retrieve_ms": 1.0, "generate_ms": 2.0, "total_ms": 3.0}
+    return fakes.cited_answer(
+        question, passage(), "Wednesday, December 6, 2023", raw="".join(TOKENS), signals={"typed": True}, timings=timings
     )
 
 
-class FakePipeline:
-    """Behaves like `rag.pipeline.Pipeline`: ask_stream yields sources, tokens, answer; ask consumes it.
-
-    `gate` (set by default) lets a test hold a generation open; `running` tells it one has started;
-    `fail` is raised after the sources event; `closed` counts generators closed or finished.
-    """
-
-    def __init__(self, delay: float = 0.0, fail: Exception | None = None):
-        self.delay = delay
-        self.fail = fail
-        self.gate = threading.Event()
-        self.gate.set()
-        self.running = threading.Event()
-        self.closed = 0
-        self.calls: list[tuple[str, int | None]] = []
-
-    def info(self) -> dict:
-        return dict(INFO)
-
-    def ask_stream(self, question: str, k: int | None = None):
-        self.calls.append((question, k))
-        try:
-            if not question.strip():
-                raise QueryError("the query is empty")
-            yield "sources", [passage()]
-            self.running.set()
-            if self.fail:
-                raise self.fail
-            for token in TOKENS:
-                self.gate.wait(10)
-                time.sleep(self.delay / len(TOKENS))
-                yield "token", token
-            yield "answer", answer_for(question)
-        finally:
-            self.closed += 1
-
-    def ask(self, question: str, k: int | None = None) -> Answer:
-        events = list(self.ask_stream(question, k))
-        return events[-1][1]
+def FakePipeline(delay: float = 0.0, fail: Exception | None = None) -> fakes.FakePipeline:
+    return fakes.FakePipeline([passage()], answer_for, TOKENS, INFO, delay=delay, fail=fail)
 
 
 @pytest.fixture
@@ -161,8 +113,8 @@ def test_health_reports_load_failure(exc, caplog):
         assert r.json()["status"] == "error" and str(exc) in r.json()["detail"]
         r = c.post("/ask", json={"question": QUESTION})
         assert r.status_code == 503 and str(exc) in r.json()["detail"]
-        with pytest.raises(RuntimeError, match=str(exc)):
-            c.app.state.service.get_pipeline()  # what the chat UI is given
+        with pytest.raises(RagError, match=str(exc)):
+            c.app.state.service.get_pipeline()  # what the chat UI is given: a RagError it can show
     assert str(exc) in caplog.text
 
 
@@ -173,7 +125,7 @@ def test_ask_returns_the_answer_contract(client, fake):
     r = client.post("/ask", json={"question": f"  {QUESTION} ", "k": 5})
     assert r.status_code == 200
     body = r.json()
-    assert body == json.loads(json.dumps(answer_for(QUESTION).to_dict()))
+    assert body == json.loads(answer_for(QUESTION).model_dump_json())
     citation = body["citations"][0]
     assert DOC[citation["start"] : citation["end"]] == citation["quote"] == "Wednesday, December 6, 2023"
     assert fake.calls == [(QUESTION, 5)]
@@ -246,7 +198,7 @@ def test_stream_sends_sources_tokens_then_answer(client, fake):
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
     events = sse_events(r.text)
     assert [name for name, _ in events] == ["sources"] + ["token"] * len(TOKENS) + ["answer"]
-    assert json.loads(events[0][1]) == [passage().to_dict()]
+    assert json.loads(events[0][1]) == [passage().to_out().model_dump()]
     assert "".join(json.loads(d)["text"] for n, d in events if n == "token") == "".join(TOKENS)
     assert json.loads(events[-1][1]) == client.post("/ask", json={"question": QUESTION}).json()
     assert fake.closed == 2

@@ -7,7 +7,7 @@ from rag.index import IndexCorrupt, IndexMismatch, IndexMissing, VectorIndex
 from rag.pipeline import index_expectations, run_ingest
 from rag.settings import Settings
 
-from .conftest import KeywordEmbedder
+from .support.fakes import KeywordEmbedder
 
 
 def test_manifest_describes_the_index(settings, keyword_embedder):

@@ -32,8 +32,8 @@ def test_results_are_scored_passages_with_offsets(pipeline, settings):
     assert len(results) == 3
     assert [r.score for r in results] == sorted((r.score for r in results), reverse=True)
     for r in results:
-        d = r.to_dict()
-        assert set(d) == {"doc", "chunk_id", "start", "end", "text", "score"}
+        d = r.to_out().model_dump()
+        assert set(d) == {"doc", "chunk_id", "start", "end", "text", "score", "page", "heading"}
         assert original[d["start"] : d["end"]] == d["text"]
 
 

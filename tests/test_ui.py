@@ -12,14 +12,12 @@ import time
 
 import pytest
 
-from rag.answering import Answer
-from rag.chunking import Chunk
-from rag.citations import Citation
+from rag.errors import ModelError, QueryError
 from rag.followup import Turn, content_words, followup_cue, is_followup, passage_frequency, rewrite
-from rag.retrieval import Passage, QueryError
 from ui import chat, render
 
 from .conftest import ROOT  # noqa: E402
+from .support import fakes  # noqa: E402
 
 DOC = "000_d74c9cd70636ffa8.txt"
 P1 = "Microsoft President Brad Smith engaged in a significant meeting with China's Minister of Commerce, Wang Wentao, on Wednesday, December 6, 2023."
@@ -28,52 +26,28 @@ P2 = "Nothing to see <here> & there's $x$ — ${value} *stars* [2] #tag"
 P2_START = 400
 
 
-def passage(text: str, start: int, chunk_id: str, score: float = 0.03) -> Passage:
-    return Passage(Chunk(DOC, chunk_id, start, start + len(text), text), score, 0.5, 2.0, 1, 1)
+def passage(text: str, start: int, chunk_id: str, score: float = 0.03):
+    return fakes.passage(DOC, text, start, chunk_id, score)
 
 
-class FakePipeline:
+INFO = {"documents": 1, "chunks": 2, "embedder": "fake", "model": "fake.gguf", "mode": "extractive"}
+
+
+def FakePipeline(refuse: bool = False, fail: Exception | None = None, delay: float = 0.0) -> fakes.FakePipeline:
     """Streams a canned answer citing "Wednesday, December 6, 2023" in P1, the way the real one does."""
+    p1, p2 = passage(P1, P1_START, f"{DOC}#1"), passage(P2, P2_START, f"{DOC}#2", 0.02)
 
-    def __init__(self, refuse: bool = False, fail: Exception | None = None, delay: float = 0.0):
-        self.refuse = refuse
-        self.fail = fail
-        self.delay = delay
-        self.questions: list[str] = []
-        self.closed = 0
+    def answer(question: str):
+        if refuse:
+            return fakes.refusal(question)
+        return fakes.cited_answer(question, p1, "Wednesday, December 6, 2023", timings={"total_ms": 1234.0})
 
-    def info(self) -> dict:
-        return {"documents": 1, "chunks": 2, "embedder": "fake", "model": "fake.gguf", "mode": "extractive"}
-
-    def ask_stream(self, question: str, k: int | None = None):
-        self.questions.append(question)
-        if not question.strip():
-            raise QueryError("the query is empty; ask about something in the documents")
-        p1, p2 = passage(P1, P1_START, f"{DOC}#1"), passage(P2, P2_START, f"{DOC}#2", 0.02)
-        try:
-            yield "sources", [p1, p2]
-            if self.fail:
-                raise self.fail
-            for piece in ["[1] Wed", "nesday, Dec", "ember 6, 2023"]:
-                time.sleep(self.delay)
-                yield "token", piece
-            if self.refuse:
-                answer = Answer(question, "The documents don't say.", True, [], "fake.gguf", "extractive",
-                                reason="no date in the cited passage")  # fmt: skip
-            else:
-                s = P1.index("Wednesday")
-                quote = "Wednesday, December 6, 2023"
-                cite = Citation(1, p1, P1_START + s, P1_START + s + len(quote), quote)
-                answer = Answer(question, f"{quote} [1]", False, [cite], "fake.gguf", "extractive",
-                                timings={"total_ms": 1234.0})  # fmt: skip
-            yield "answer", answer
-        finally:
-            self.closed += 1
+    tokens = ["[1] Wed", "nesday, Dec", "ember 6, 2023"]
+    return fakes.FakePipeline([p1, p2], answer, tokens, INFO, delay=delay * len(tokens), fail=fail)
 
 
 def final_answer(refuse: bool = False) -> dict:
-    events = list(FakePipeline(refuse=refuse).ask_stream("When?"))
-    return events[-1][1].to_dict()
+    return FakePipeline(refuse=refuse).ask("When?").model_dump()
 
 
 # --- escaping and badges -------------------------------------------------------------------------
@@ -132,7 +106,7 @@ def test_loading_and_error_messages():
 
 def test_sources_highlight_exactly_the_cited_span():
     answer = final_answer()
-    out = render.sources_html("When did they meet?", answer, [p.to_dict() for p in [passage(P1, P1_START, "a"), passage(P2, P2_START, "b")]])
+    out = render.sources_html("When did they meet?", answer, [p.to_out().model_dump() for p in [passage(P1, P1_START, "a"), passage(P2, P2_START, "b")]])
     marks = re.findall(r"<mark>(.*?)</mark>", out)
     assert [html.unescape(m) for m in marks] == ["Wednesday, December 6, 2023"]
     c = answer["citations"][0]
@@ -159,12 +133,12 @@ def test_cited_span_falls_back_to_the_quote_when_offsets_disagree():
 
 
 def test_sources_for_a_refusal_list_what_was_searched():
-    out = render.sources_html("q", final_answer(refuse=True), [passage(P1, P1_START, "a").to_dict()])
+    out = render.sources_html("q", final_answer(refuse=True), [passage(P1, P1_START, "a").to_out().model_dump()])
     assert "Nothing cited for" in out and "<mark>" not in out and "Wang Wentao" in out
 
 
 def test_sources_while_streaming_and_empty():
-    assert "Retrieved for" in render.sources_html("q", None, [passage(P1, P1_START, "a").to_dict()])
+    assert "Retrieved for" in render.sources_html("q", None, [passage(P1, P1_START, "a").to_out().model_dump()])
     assert render.NO_SOURCES in render.sources_html()
 
 
@@ -185,9 +159,9 @@ def test_events_loading_error_and_failures_never_raise():
     assert list(chat.answer_events(lambda: None, "q", [])) == [("loading", None)]
 
     def broken():
-        raise RuntimeError("no GGUF file at /x")
+        raise ModelError("no GGUF file at /x", hint="set RAG_MODEL_PATH")
 
-    assert list(chat.answer_events(broken, "q", [])) == [("error", "The model could not be loaded: no GGUF file at /x")]
+    assert list(chat.answer_events(broken, "q", [])) == [("error", "no GGUF file at /x (set RAG_MODEL_PATH)")]
     fake = FakePipeline(fail=ValueError("llama exploded"))
     events = list(chat.answer_events(lambda: fake, "q", []))
     assert events[-1][0] == "error" and "llama exploded" in events[-1][1] and fake.closed == 1

@@ -9,6 +9,8 @@ import logging
 import weakref
 from typing import Any, Callable, Iterable, Sequence
 
+from rag.contract import AnswerEvent, SourcesEvent, TokenEvent
+from rag.errors import QueryError, RagError
 from rag.followup import PassageFrequency, Turn, passage_frequency, rewrite
 from ui import render
 
@@ -44,10 +46,6 @@ def frequency_for(pipeline: Any) -> PassageFrequency | None:
     return freq
 
 
-def _to_dict(obj: Any) -> dict:
-    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
-
-
 def user(text: str) -> dict:
     return {"role": "user", "content": render.text_html(text)}
 
@@ -60,8 +58,8 @@ def status_markdown(get_pipeline: GetPipeline) -> tuple[str, bool]:
     """(status line, ready?) for the header."""
     try:
         pipeline = get_pipeline()
-    except Exception as exc:  # noqa: BLE001 - shown, not raised
-        return f"**Error:** the model could not be loaded: {render.text_html(str(exc))}", True
+    except RagError as exc:  # shown, not raised
+        return f"**Error:** {render.text_html(exc.describe())}", True
     if pipeline is None:
         return render.text_html(render.LOADING_MESSAGE), False
     try:
@@ -87,8 +85,8 @@ def answer_events(
     """
     try:
         pipeline = get_pipeline()
-    except Exception as exc:  # noqa: BLE001 - the load error, reported in the chat
-        yield "error", f"The model could not be loaded: {exc}"
+    except RagError as exc:  # the load error, reported in the chat
+        yield "error", exc.describe()
         return
     if pipeline is None:
         yield "loading", None
@@ -100,14 +98,14 @@ def answer_events(
     try:
         stream = pipeline.ask_stream(rw.query)
         raw = ""
-        for kind, payload in stream:
-            if kind == "sources":
-                yield "sources", [_to_dict(p) for p in payload]
-            elif kind == "token":
-                raw += payload
+        for event in stream:
+            if isinstance(event, SourcesEvent):
+                yield "sources", [p.model_dump() for p in event.passages]
+            elif isinstance(event, TokenEvent):
+                raw += event.text
                 yield "stream", raw
-            elif kind == "answer":
-                yield "final", _to_dict(payload)
+            elif isinstance(event, AnswerEvent):
+                yield "final", event.answer.model_dump()
                 return
         yield "error", "The answer stream ended without an answer."
     except Exception as exc:  # noqa: BLE001 - every failure becomes a chat message
@@ -122,9 +120,9 @@ def answer_events(
 
 
 def _explain(exc: Exception) -> str:
-    from rag.retrieval import QueryError
-
     if isinstance(exc, QueryError):
-        return f"That question cannot be searched: {exc}"
+        return f"That question cannot be searched: {exc.describe()}"
+    if isinstance(exc, RagError):
+        return exc.describe()
     log.error("answering failed", exc_info=exc)
     return f"Something went wrong while answering ({type(exc).__name__}: {exc}). Please try again."

@@ -8,10 +8,9 @@ character references, so a passage always shows exactly as it is in the file.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Iterable, Mapping
 
-MARKER = re.compile(r"\[(\d+)\]")
+from rag.contract import MARKER
 
 LOADING_MESSAGE = "Model is loading… this takes a minute after the server starts. Ask again in a moment."
 NO_SOURCES = "Sources of the latest answer appear here, with the exact cited words highlighted."

@@ -41,18 +41,20 @@ def unauthorized() -> HTTPException:
 
 
 def translate(exc: Exception) -> HTTPException:
-    """Map an exception raised while answering to the HTTP error the client gets (logging the unexpected)."""
-    from rag.generation import ModelError
-    from rag.index import IndexError_
-    from rag.retrieval import QueryError
+    """Map an exception raised while answering to the HTTP error the client gets (logging the unexpected).
+
+    Every error a user can cause or fix is a `RagError` carrying its own status; anything else is a bug.
+    """
+    from rag.errors import QueryError, RagError
 
     if isinstance(exc, HTTPException):
         return exc
     if isinstance(exc, QueryError):
-        return bad_question(str(exc))
-    if isinstance(exc, (IndexError_, ModelError)):
-        log.error("answering failed: %s", exc)
-        return HTTPException(503, str(exc))
+        return bad_question(exc.describe())
+    if isinstance(exc, RagError):
+        if exc.status >= 500:
+            log.error("answering failed: %s", exc)
+        return HTTPException(exc.status, exc.describe())
     log.error("unexpected error while answering", exc_info=exc)
     return HTTPException(500, "internal server error; the server log has the details")
 

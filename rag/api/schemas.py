@@ -1,7 +1,6 @@
 """Request and response models of the HTTP API; their examples are what /docs shows.
 
-Response models mirror `Answer.to_dict()` and `Passage.to_dict()`; they allow extra fields so a
-field added to the answer contract passes through instead of being silently dropped.
+Answers are the pipeline's own contract (rag/contract.py), so the JSON shape is written once.
 """
 
 from __future__ import annotations
@@ -9,6 +8,8 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from rag import contract
 
 MAX_K = 20  # passages a client may ask for; more would not fit the model's prompt budget anyway
 HARD_MAX_QUESTION_CHARS = 100_000  # schema bound; the configured limit (settings.max_question_chars) is checked too
@@ -39,6 +40,11 @@ _ANSWER_EXAMPLE = {
     "raw": "[1] Wednesday, December 6, 2023",
     "dropped": [],
     "signals": {"question_type": "date", "typed": True, "missing_anchors": [], "support": 1.0, "echo": False},
+    "evidence": [
+        {"n": 1, "source": "000_d74c9cd70636ffa8.txt", "start": 98, "end": 241,
+         "text": _CITATION_EXAMPLE["text"]}
+    ],
+    "passages": [],
 }
 
 
@@ -66,39 +72,13 @@ class AskRequest(BaseModel):
     k: int | None = Field(None, ge=1, le=MAX_K, description="Passages shown to the model (default: the server's k).")
 
 
-class Citation(_Out):
-    n: int = Field(description="Passage number as the answer cites it: [n].")
-    source: str = Field(description="Document id (path inside the documents folder).")
-    chunk_id: str
-    start: int = Field(description="Start of the cited span, a character offset into the original file.")
-    end: int = Field(description="End of the cited span (exclusive); `file[start:end] == quote`.")
-    text: str = Field(description="The whole retrieved passage.")
-    score: float = Field(description="Retrieval score (reciprocal rank fusion).")
-    quote: str = Field(description="The cited words, exactly as in the file.")
-    passage_start: int = Field(description="Offset of the passage in the original file.")
-    passage_end: int
+class AnswerOut(contract.Answer):
+    """The answer contract (rag/contract.py), with the example /docs shows."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_ANSWER_EXAMPLE]})
 
 
-class Timings(_Out):
-    retrieve_ms: float
-    generate_ms: float
-    total_ms: float
-
-
-class AnswerOut(_Out):
-    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [_ANSWER_EXAMPLE]})
-
-    question: str
-    answer: str = Field(description="The answer with [n] markers, or the refusal text.")
-    refused: bool = Field(description="True when the documents don't hold the answer.")
-    citations: list[Citation]
-    model: str
-    timings: Timings
-    mode: str = Field(description="extractive (copies a span) or generative (writes cited sentences).")
-    reason: str | None = Field(None, description="Why the answer was refused.")
-    raw: str = Field("", description="The model's raw output, before verification.")
-    dropped: list[str] = Field(default_factory=list, description="Generated sentences removed as unsupported.")
-    signals: dict[str, Any] | None = Field(None, description="The refusal checks' measurements.")
+Citation = contract.Citation
 
 
 STREAM_EXAMPLE = (

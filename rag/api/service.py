@@ -19,6 +19,8 @@ from typing import Any, AsyncIterator, Callable
 from starlette.concurrency import run_in_threadpool
 
 from rag.api import errors
+from rag.errors import ModelError, RagError
+from rag.contract import AnswerEvent, SourcesEvent, StreamEvent, TokenEvent
 
 log = logging.getLogger("rag.api")
 
@@ -88,6 +90,7 @@ class State:
     pipeline: Any = None
     info: dict | None = None
     detail: str | None = None
+    error: RagError | None = None  # the load failure, when a user can fix it
 
 
 class RagService:
@@ -107,15 +110,11 @@ class RagService:
         return thread
 
     def _load(self, loader: Loader) -> None:
-        from rag.generation import ModelError
-        from rag.index import IndexError_
-        from rag.prompts import TemplateError
-
         try:
             self._set_ready(loader(self.settings))
-        except (IndexError_, ModelError, TemplateError, FileNotFoundError) as exc:
-            log.error("could not load: %s", exc)
-            self.state = State("error", detail=str(exc))
+        except RagError as exc:
+            log.error("could not load: %s", exc.describe())
+            self.state = State("error", detail=exc.describe(), error=exc)
         except Exception as exc:  # noqa: BLE001 - reported by /health rather than killing the server
             log.error("could not load", exc_info=exc)
             self.state = State("error", detail=f"{type(exc).__name__}: {exc}")
@@ -134,7 +133,7 @@ class RagService:
         while loading, or raises with the load error. The UI bypasses `Admission`: Gradio queues its own."""
         state = self.state
         if state.status == "error":
-            raise RuntimeError(state.detail)
+            raise state.error or ModelError(f"the server could not load its model or index: {state.detail}")
         return state.pipeline
 
     def model_name(self) -> str:
@@ -166,7 +165,7 @@ class RagService:
                 answer = await run_in_threadpool(pipeline.ask, question, k)
             except Exception as exc:  # noqa: BLE001 - translated to a JSON error
                 raise errors.translate(exc) from exc
-        return answer.to_dict()
+        return answer.model_dump()
 
     def open_stream(self, question: str, k: int | None = None) -> "AnswerStream":
         """Admit a streaming answer now (so a full queue is a 503, not an error event) and hand it back."""
@@ -198,7 +197,7 @@ class AnswerStream:
             async with self.slot:
                 self.generator = self.pipeline.ask_stream(self.question, self.k)
                 while (event := await run_in_threadpool(next, self.generator, _END)) is not _END:
-                    yield _payload(*event)
+                    yield _payload(event)
         except Exception as exc:  # noqa: BLE001 - the status line is sent already: report in-band
             error = errors.translate(exc)
             yield "error", {"detail": error.detail, "status": error.status_code}
@@ -211,11 +210,12 @@ class AnswerStream:
         self.slot.release()
 
 
-def _payload(name: str, value) -> tuple[str, Any]:
-    if name == "sources":
-        return name, [p.to_dict() for p in value]
-    if name == "token":
-        return name, {"text": value}
-    if name == "answer":
-        return name, value.to_dict()
-    return name, value
+def _payload(event: StreamEvent) -> tuple[str, Any]:
+    """The wire form of a typed stream event: (SSE event name, JSON payload)."""
+    if isinstance(event, SourcesEvent):
+        return event.kind, [p.model_dump() for p in event.passages]
+    if isinstance(event, TokenEvent):
+        return event.kind, {"text": event.text}
+    if isinstance(event, AnswerEvent):
+        return event.kind, event.answer.model_dump()
+    raise TypeError(f"unknown stream event {event!r}")

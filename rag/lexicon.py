@@ -1,0 +1,131 @@
+"""Everything English the pipeline knows, as data: word lists, patterns, question and answer types.
+
+One module, so a word list exists once and every heuristic reads the same tables (they were spread
+over eight modules, with two different "generic word" sets). Tables are table-tested in
+tests/test_lexicon.py. Words are Unicode letters and digits everywhere (`WORD`): an ASCII-only
+tokeniser refused "Who is the mayor of Zürich?" because the passage side split "Zürich" in two.
+"""
+
+from __future__ import annotations
+
+import re
+
+# --- words ------------------------------------------------------------------------------------------------
+# Letters and digits of any script, with an English possessive/contraction tail ("OpenAI's", "don't").
+WORD = re.compile(r"[^\W_]+(?:['\u2019][^\W\d_]+)?")
+
+STOPWORDS = frozenset(
+    """a an the and or but if then else of to in on at by for with from about as into onto over under between
+    among through during before after above below up down out off than so such too very can could should would
+    will shall may might must do does did done doing have has had having be is am are was were been being it its
+    this that these those there here what which who whom whose when where why how i me my we our you your he him
+    his she her they them their not no nor only own same s t just also any all both each few more most other some
+    again further once per via according said says say tell told let please ever yet still""".split()
+)  # fmt: skip
+
+QUESTION_WORDS = frozenset("what which who whom whose when where why how".split())
+
+# Content words of a question that say what kind of answer is wanted rather than what it is about
+# ("what year…", "which day…"), after stemming or before.
+ANSWER_KIND_WORDS = frozenset(
+    "happen take place held hold name kind type sort thing day date time year month exact exactly precise "
+    "ignore instruction rule previous above".split()
+)
+
+# The follow-up rewriter's variant: also drops words that only point back ("else", "other").
+FOLLOWUP_GENERIC_WORDS = frozenset(
+    "happen happened take took place name kind type sort thing things day date time year month one ones "
+    "exactly precisely else other others".split()
+)
+
+# Words that point back at something named earlier ("who translated it?").
+REFERENCE_WORDS = frozenset(
+    "it its it's they them their theirs that this those these he him his she her hers there then else "
+    "former latter same".split()
+)
+
+# A question starting like this continues the previous one.
+FOLLOWUP_CONNECTOR = re.compile(r"^\s*(?:and|but|also|so|then|plus|what about|how about|same for)\b[\s,]*", re.I)
+
+# Nationality words name a country loosely ("American" for "U.S."), so they are not names to require.
+DEMONYMS = frozenset(
+    """american british chinese japanese korean indian russian french german italian spanish european african
+    asian canadian mexican brazilian australian israeli iranian iraqi saudi turkish ukrainian taiwanese
+    vietnamese thai dutch swiss swedish polish western eastern english""".split()
+)
+
+# --- building blocks of answer patterns --------------------------------------------------------------------
+MONTHS = (
+    r"jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?|"
+    r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?"
+)
+WEEKDAYS = r"(?:mon|tues|wednes|thurs|fri|satur|sun)day"
+NUMBER_WORDS = (
+    r"one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|"
+    r"seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand|"
+    r"million|billion|trillion|dozen|several|few"
+)
+TIME_UNITS = r"seconds?|minutes?|hours?|days?|weeks?|months?|years?|decades?"
+
+# --- answer types: what a phrase of each kind looks like in a sentence ----------------------------------------
+ANSWER_TYPES: dict[str, re.Pattern] = {
+    "date": re.compile(
+        rf"\b(?:{MONTHS})\b|\b{WEEKDAYS}\b|\b(?:1[6-9]|20)\d\d\b|"
+        r"\b(?:yesterday|today|tomorrow|spring|summer|autumn|fall|winter)\b|\b\d{1,2}/\d{1,2}(?:/\d{2,4})?\b",
+        re.I,
+    ),
+    "time": re.compile(r"\b\d{1,2}(?::\d\d)?\s*(?:a\.?m\.?|p\.?m\.?)|\b(?:noon|midnight|o'clock|morning|afternoon|evening)\b", re.I),
+    "duration": re.compile(rf"\b(?:\d+(?:\.\d+)?|a|an|{NUMBER_WORDS})[\s-]+(?:{TIME_UNITS})\b", re.I),
+    "age": re.compile(r"\b\d{1,3}[\s-]+years?[\s-]+old\b|\baged?\s+\d{1,3}\b|\b\d{1,3}-year-old\b", re.I),
+    "number": re.compile(rf"\d|\b(?:{NUMBER_WORDS})\b", re.I),
+    "numeral": re.compile(r"\d"),
+    "location": re.compile(r"\b(?:in|at|near|from|to|inside|outside)\s+(?:the\s+)?[A-Z][\w.'-]*"),
+    # a capitalised word that is not a month or weekday, optionally joined to the next ones ("Tim Cook")
+    "name": re.compile(
+        rf"(?<![\w.'-])(?!(?i:{MONTHS}|{WEEKDAYS})\b)[A-Z][\w.'-]*"
+        r"(?:\s+(?:of\s+|and\s+)?[A-Z][\w.'-]*)*"
+    ),
+    "reason": re.compile(r"\b(?:because|due to|since|as a result of|owing to|amid|in order to|so that|to)\b.*", re.I),
+}
+
+# Types whose phrase is unmistakable in a sentence, so a wrong copy can be repaired by taking the
+# typed phrase of the chosen sentence; names are not (every sentence has some).
+REPAIRABLE_TYPES = frozenset({"date", "time", "duration", "age", "number", "numeral", "location", "reason"})
+
+# What may follow a typed phrase and still belong to it: "December 6" + ", 2023".
+TYPE_TAILS: dict[str, re.Pattern] = {
+    "date": re.compile(r"[ ,]*\d{1,4}(?:,\s*\d{4})?"),
+}
+
+# "How many <thing>" answered by a symbol instead of the word: "$5 billion" counts dollars.
+COUNTED_BY_SYMBOL: dict[str, str] = {
+    "dollar": "$",
+}
+
+# --- question types: (pattern over the lower-cased question, expected answer type); first match wins ----------
+QUESTION_TYPES: list[tuple[re.Pattern, str]] = [
+    (re.compile(r"\bhow long\b|\bfor how many (?:" + TIME_UNITS + r")\b"), "duration"),
+    (re.compile(r"\bhow old\b|\bwhat age\b"), "age"),
+    (re.compile(r"\bwhat time\b|\bat what hour\b"), "time"),
+    (re.compile(r"\b(?:exact(?:ly)?|precise(?:ly)?)\b.*\bhow (?:many|much)\b|\bhow (?:many|much)\b.*\bexact"), "numeral"),
+    (re.compile(r"\bhow (?:many|much)\b|\bwhat (?:number|amount|percentage|sum)\b"), "number"),
+    (re.compile(r"\bwhen\b|\b(?:what|which) (?:date|day|year|month)\b"), "date"),
+    (re.compile(r"\bwhere\b|\b(?:what|which) (?:city|country|place|venue|location)\b"), "location"),
+    (re.compile(r"\bwho(?:m|se)?\b"), "name"),
+    # "which carmaker…", "what company…", "the name of…" ask for a named thing; "which sector" does not
+    (re.compile(r"\bwhich (?!(?:sectors?|parts?|kinds?|types?|areas?|fields?|topics?|aspects?|roles?|ways?|issues?)\b)[a-z]"), "name"),
+    (re.compile(r"\bwhat (?:company|firm|organi[sz]ation|agency|body|person|brand|product|service)\b|\bthe name of\b"), "name"),
+    (re.compile(r"^\s*why\b|\bfor what reason\b"), "reason"),
+]
+
+# "how many <thing>": the counted thing, which a number answer must be a number of.
+COUNTED_THING = re.compile(r"\bhow many (\w+)")
+
+# --- injected instructions -------------------------------------------------------------------------------------
+# Sentences that address the assistant ("ignore previous instructions…") are injected instructions,
+# not statements about the world, so they are never offered as evidence.
+INSTRUCTION = re.compile(
+    r"\b(?:ignore|disregard|forget|override)\b.{0,40}\b(?:instructions?|rules?|prompts?|guidelines)\b|"
+    r"\byou are (?:now|no longer)\b|\bsystem prompt\b|\bnew instructions?\b",
+    re.I,
+)

@@ -1,0 +1,206 @@
+"""How each answer mode turns numbered passages into a prompt and the model's reply into an answer.
+
+Extractive (small models): the pipeline picks the evidence sentence (rag/evidence.py), a grammar
+lets the model copy only consecutive words of it, and the copied span is mapped to exact offsets;
+a typed answer the model copied wrongly is repaired from the sentence's typed phrase.
+Generative (>= 1B parameters): a grammar closes every sentence with a citation of a shown passage;
+each sentence is checked against its passage and unsupported ones are dropped.
+Both end in an `Outcome`; the refusal policy (rag/refusal.py) gives the verdict on its signals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from rag import contract
+from rag.answer_types import extend_typed, find_typed, has_type
+from rag.citations import (
+    Citation,
+    Numbered,
+    extractive_grammar,
+    generative_grammar,
+    parse_extractive,
+    span_citation,
+    split_claims,
+)
+from rag.embedding import Embedder
+from rag.evidence import Candidate, select_sentences
+from rag.lexicon import REPAIRABLE_TYPES, STOPWORDS
+from rag.prompts import Templates, TemplateSet
+from rag.question import Question
+from rag.refusal import RefusalPolicy, Signals, assess
+from rag.text import stem, words
+
+
+@dataclass
+class Plan:
+    """What goes to the model for one question."""
+
+    messages: list[dict]
+    grammar: str | None
+    max_tokens: int
+    evidence: Candidate | None = None  # extractive: the selected sentence
+
+
+@dataclass
+class Outcome:
+    """The checked result of one reply: an answer with citations, or the reason it cannot be given."""
+
+    answer: str = ""
+    citations: list[Citation] = field(default_factory=list)
+    evidence: list[contract.Evidence] = field(default_factory=list)
+    signals: Signals | None = None
+    reason: str | None = None  # set: refuse
+    dropped: list[str] = field(default_factory=list)
+
+
+class Strategy(Protocol):
+    mode: str
+
+    def messages(self, question: str, shown: list) -> list[dict]: ...
+
+    def plan(self, question: Question, numbered: list[Numbered]) -> Plan | None:
+        """None when no passage sentence can serve as evidence."""
+
+    def finish(self, question: Question, raw: str, plan: Plan, numbered: list[Numbered], relevance: float) -> Outcome: ...
+
+
+@dataclass
+class _Shown:
+    n: int
+    text: str
+
+
+class _Prompting:
+    """Messages from the mode's template set: system, worked examples (a fixed prefix whose KV cache
+    llama.cpp reuses across questions), then the passages and the question."""
+
+    mode = ""
+
+    def __init__(self, templates: Templates, policy: RefusalPolicy, max_tokens: int):
+        self.templates = templates
+        self.files = TemplateSet.for_mode(self.mode)
+        self.files.check(templates)
+        self.policy = policy
+        self.max_tokens = max_tokens
+        self._examples = templates.examples(self.files.examples)
+
+    def messages(self, question: str, shown: list) -> list[dict]:
+        """`shown` holds objects with .n and .text: numbered passages, or the one selected sentence."""
+        system = self.templates.render(self.files.system, refusal=self.policy.refusal_text)
+        messages = [{"role": "system", "content": system}]
+        for ex in self._examples:
+            shown_ex = [_Shown(1, ex["passage"])]
+            user = self.templates.render(self.files.user, passages=shown_ex, question=ex["question"])
+            messages.append({"role": "user", "content": user})
+            messages.append({"role": "assistant", "content": f"{contract.marker(1)} {ex['answer']}"})
+        messages.append({"role": "user", "content": self.templates.render(self.files.user, passages=shown, question=question)})
+        return messages
+
+
+class Extractive(_Prompting):
+    mode = "extractive"
+
+    def __init__(self, templates: Templates, policy: RefusalPolicy, max_tokens: int, embedder: Embedder):
+        super().__init__(templates, policy, max_tokens)
+        self.embedder = embedder
+
+    def plan(self, question: Question, numbered: list[Numbered]) -> Plan | None:
+        ranked = select_sentences(question, numbered, self.embedder)
+        if not ranked:
+            return None
+        best = ranked[0]
+        shown = [_Shown(best.item.n, best.text)]
+        grammar = extractive_grammar(
+            self.templates, self.files.grammar, [best.item], (best.start, best.end), set(question.avoid_start), set(question.near)
+        )
+        return Plan(self.messages(question.text, shown), grammar, self.max_tokens, best)
+
+    def finish(self, question: Question, raw: str, plan: Plan, numbered: list[Numbered], relevance: float) -> Outcome:
+        best = plan.evidence
+        assert best is not None
+        item = best.item
+        citation = parse_extractive(raw, [item], (best.start, best.end))
+        if citation is None:
+            return Outcome(reason=f"the model did not copy the passage: {raw!r}")
+        sentence = best.text
+        signals = assess(question, citation.quote, sentence, relevance)
+        if not signals.typed and question.kind in REPAIRABLE_TYPES:
+            citation, signals = self._repair(question, best, citation, signals, relevance)
+        evidence = contract.Evidence(
+            n=item.n, source=item.passage.chunk.doc_id, start=item.passage.chunk.start + best.start,
+            end=item.passage.chunk.start + best.end, text=sentence,
+        )  # fmt: skip
+        reason = self.policy.verdict(signals)
+        if reason:
+            return Outcome(signals=signals, reason=reason, evidence=[evidence])
+        answer = f"{citation.quote.strip()} {contract.marker(citation.n)}"
+        return Outcome(answer, [citation], [evidence], signals)
+
+    @staticmethod
+    def _repair(question: Question, best: Candidate, citation: Citation, signals: Signals, relevance: float):
+        """The sentence was chosen well but the model copied the wrong words: take the typed phrase."""
+        sentence, kind = best.text, question.kind
+        match = find_typed(sentence, kind, question)
+        if not match or not has_type(sentence, kind, question):
+            return citation, signals
+        start, end = extend_typed(best.item.text, best.start + match.start(), best.start + match.end(), kind)
+        citation = span_citation(best.item, start, end)
+        return citation, assess(question, citation.quote, sentence, relevance)
+
+
+class Generative(_Prompting):
+    mode = "generative"
+
+    def plan(self, question: Question, numbered: list[Numbered]) -> Plan | None:
+        numbers = [item.n for item in numbered]
+        grammar = generative_grammar(self.templates, self.files.grammar, numbers, self.policy.refusal_text)
+        return Plan(self.messages(question.text, numbered), grammar, self.max_tokens)
+
+    def finish(self, question: Question, raw: str, plan: Plan, numbered: list[Numbered], relevance: float) -> Outcome:
+        text = raw.strip()
+        if not text or text.startswith(self.policy.refusal_text.rstrip(".")):
+            return Outcome(reason="the model found no answer in the passages")
+        by_n = {x.n: x for x in numbered}
+        kept, dropped, citations = [], [], {}
+        for claim, numbers in split_claims(text):
+            best = None
+            for n in numbers:
+                item = by_n.get(n)
+                if item is None:
+                    continue
+                start, end, overlap = best_sentence(item, claim)
+                if overlap >= 0.6 and (best is None or overlap > best[3]):
+                    best = (item, start, end, overlap)
+            if best is None:
+                dropped.append(claim)
+                continue
+            item, start, end, _ = best
+            citations.setdefault(item.n, span_citation(item, start, end))
+            kept.append(f"{claim} {contract.marker(item.n)}.")
+        if not kept:
+            return Outcome(reason="no sentence of the reply is supported by its citation", dropped=dropped)
+        answer_text = " ".join(kept)
+        context = " ".join(c.quote for c in citations.values())
+        signals = assess(question, answer_text, context, relevance)
+        reason = self.policy.verdict(signals)
+        if reason:
+            return Outcome(signals=signals, reason=reason, dropped=dropped)
+        cited = sorted(citations.values(), key=lambda c: c.n)
+        return Outcome(answer_text, cited, [], signals, dropped=dropped)
+
+
+def best_sentence(item: Numbered, claim: str) -> tuple[int, int, float]:
+    """The passage sentence sharing most content words with the claim, and the share of the claim it covers."""
+    claim_terms = {stem(w) for w in words(claim) if w not in STOPWORDS}
+    best = (0, len(item.text), 0.0)
+    passage_terms = {stem(w) for w in words(item.text)}
+    coverage_passage = len(claim_terms & passage_terms) / len(claim_terms) if claim_terms else 0.0
+    for start, end in item.sentences() or [(0, len(item.text))]:
+        sent_terms = {stem(w) for w in words(item.text[start:end])}
+        overlap = len(claim_terms & sent_terms) / len(claim_terms) if claim_terms else 0.0
+        if overlap > best[2]:
+            best = (start, end, overlap)
+    # a claim may combine two sentences of the passage; judge support on the whole passage then
+    return best[0], best[1], max(best[2], coverage_passage)
