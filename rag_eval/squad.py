@@ -497,9 +497,15 @@ def summary(records: Sequence[dict]) -> dict:
 
 
 def refuse_everything(records: Sequence[dict]) -> list[dict]:
-    """The same questions answered by a system that always refuses (and retrieves nothing)."""
+    """The same questions answered by a system that always refuses (and retrieves nothing).
+
+    Error rows stay error rows, so the baseline is scored on exactly the questions the pipeline was.
+    """
     out = []
     for r in records:
+        if r.get("error") is not None:
+            out.append(r)
+            continue
         golds = r["golds"] if r["answerable"] else []
         out.append(
             {
@@ -619,7 +625,8 @@ def _article_table(m: dict) -> str:
         rows.append(f"| {md_cell(name)} | {counts} | {cells} |")
     base = m["baseline"]["overall"]
     cells = " | ".join(fmt(base[key], key) for key, _ in ARTICLE_COLUMNS)
-    rows.append(f"| *refuse everything* | {base['questions']} | {base['answerable']} / {base['unanswerable']} | – | {cells} |")
+    counts = f"{base['questions']} | {base['answerable']} / {base['unanswerable']} | {base['errors']}"
+    rows.append(f"| *refuse everything* | {counts} | {cells} |")
     return "\n".join(rows)
 
 
@@ -635,8 +642,9 @@ def worst_failures(records: Sequence[dict], n: int = WORST) -> dict[str, list[di
         "answered an unanswerable question": sorted(
             (r for r in scored if not r["answerable"] and not r["refused"]), key=lambda r: r["id"]
         )[:n],
-        "false refusals (answerable, refused)": sorted(
-            (r for r in scored if r["answerable"] and r["refused"]), key=lambda r: (r["rank"] is None, r["rank"] or 0, r["id"])
+        "false refusals (answerable, refused; retrieved first)": sorted(
+            (r for r in scored if r["answerable"] and r["refused"]),
+            key=lambda r: (r["rank"] is None, r["rank"] or 0, r["id"]),
         )[:n],
         "errors": [r for r in records if r.get("error") is not None][:n],
     }
@@ -647,10 +655,11 @@ def _failures_section(records: Sequence[dict]) -> str:
     for kind, rows in worst_failures(records).items():
         if not rows:
             continue
-        table = ["| id | article | question | gold | prediction | F1 | rank |", "| --- | --- | --- | --- | --- | ---: | ---: |"]
+        table = ["| id | article | question | gold | prediction | F1 | rank |", "|" + " --- |" * 5 + " ---: | ---: |"]
         for r in rows:
             gold = " / ".join(r["golds"]) if r["golds"] else "(unanswerable)"
-            pred = r["error"] or (r["prediction"] if not r["refused"] else f"(refused: {r.get('reason') or 'no reason'})")
+            refusal = f"(refused: {r.get('reason') or 'no reason given'})"
+            pred = r["error"] or (refusal if r["refused"] else r["prediction"])
             f1_cell = "–" if r["f1"] is None else f"{100 * r['f1']:.0f}"
             table.append(
                 f"| {r['id']} | {md_cell(r['article'], 30)} | {md_cell(r['question'])} | {md_cell(gold, 80)} "
@@ -669,7 +678,7 @@ def render_report(results: dict) -> str:
         f"- file: `{c.get('file', '?')}`; articles: {', '.join(m['per_article']) or 'none'}\n"
         f"- questions: {m['overall']['questions']} ({m['overall']['answerable']} answerable, "
         f"{m['overall']['unanswerable']} unanswerable, {m['overall']['errors']} errors); "
-        f"limit per article {c.get('limit', 'none')}, seed {c.get('seed', '?')}; k = {c.get('k', '?')}"
+        f"limit per article {c.get('limit') or 'none'}, seed {c.get('seed', '?')}; k = {c.get('k', '?')}"
         + (f"\n- settings: {settings}" if settings else "")
         + (f"\n- started {c['started']}, took {c['duration_seconds']} s" if "started" in c else ""),
         "## Overall\n\nScores in %, official SQuAD v2 normalisation; a refusal is the prediction \"\". "
@@ -775,7 +784,8 @@ def _progress(items: Sequence) -> Iterable:
 
 def _settings_config(settings) -> dict:
     keys = ("model", "model_path", "mode", "k", "chunk_size", "chunk_overlap", "min_support", "min_relevance")
-    return {key: str(getattr(settings, key)) if isinstance(getattr(settings, key), Path) else getattr(settings, key) for key in keys}
+    values = {key: getattr(settings, key) for key in keys}
+    return {key: str(v) if isinstance(v, Path) else v for key, v in values.items()}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

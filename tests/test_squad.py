@@ -240,8 +240,8 @@ def test_score_answered_answerable(loaded):
     q = qs["c3"]  # "2012" in the second Cats paragraph
     s, e = q.spans[0]
     first, second = docs["Cats"].paragraphs
-    r = sq.score(q, reply("born in [1] 2012 [2]", [cite("Cats.txt", s - 3, s + 1)],
-                          [passage("Cats.txt", *first), passage("Other.txt", *second), passage("Cats.txt", *second)]))  # fmt: skip
+    passages = [passage("Cats.txt", *first), passage("Other.txt", *second), passage("Cats.txt", *second)]
+    r = sq.score(q, reply("born in [1] 2012 [2]", [cite("Cats.txt", s - 3, s + 1)], passages))
     assert r["prediction"] == "born in 2012"  # markers removed, their digits do not count
     assert (r["em"], r["contains"], r["cited_overlap"], r["rank"], r["refused"]) == (0, True, True, 3, False)
     assert r["f1"] == pytest.approx(0.5)
@@ -357,8 +357,10 @@ def test_run_scores_each_and_records_rag_errors(loaded):
     assert by_id["c1"]["em"] == 1 and by_id["e1"]["em"] == 1 and by_id["c2"]["refused"]
     assert by_id["c3"]["error"] == "QueryError: question too long" and by_id["c3"]["em"] is None
     assert all(r["seconds"] is not None and r["seconds"] < 1 for r in records)  # measured, not from timings
-    o = sq.metrics(records)["overall"]
+    m = sq.metrics(records)
+    o, base = m["overall"], m["baseline"]["overall"]
     assert (o["questions"], o["errors"], o["answerable"]) == (7, 1, 3)
+    assert (base["errors"], base["answerable"], base["unanswerable"]) == (1, 3, 3)  # the same questions scored
     assert o["answerable_em"] == pytest.approx(2 / 3) and o["refusal_recall"] == 1.0
     json.dumps(records)  # results.json must hold them
 
