@@ -362,12 +362,19 @@ def contains(pred: str, golds: Sequence[str]) -> bool:
 
 # --- scoring one answer ---------------------------------------------------------------------------------------
 def as_dict(answer: Any) -> dict:
-    """An answer in the project's contract as a dict: a dict, or anything with model_dump()/to_dict()."""
+    """An answer in the project's contract as a dict: a dict, or anything with model_dump()/to_dict().
+
+    An object whose dict leaves out its `.passages` (answers from before the contract) gets them added, so
+    retrieval can still be scored.
+    """
     if isinstance(answer, dict):
         return answer
     for method in ("model_dump", "to_dict"):
         if callable(getattr(answer, method, None)):
-            return getattr(answer, method)()
+            out = getattr(answer, method)()
+            if "passages" not in out and isinstance(getattr(answer, "passages", None), list):
+                out = {**out, "passages": [as_dict(p) for p in answer.passages]}
+            return out
     raise TypeError(f"cannot read an answer from {type(answer).__name__}")
 
 
@@ -416,7 +423,8 @@ def score(question: SquadQuestion, answer: dict, seconds: float | None = None) -
     """One record: EM/F1/containment, refusal, cited-span overlap, retrieval rank and time of one answer.
 
     `seconds` defaults to the answer's own `timings.total_ms`. Fields that do not apply are None:
-    containment and rank for unanswerable questions, cited overlap unless an answerable one was answered.
+    containment and rank for unanswerable questions, cited overlap unless an answerable one was answered,
+    `retrieved` (how many passages the answer lists) when it lists none at all, which keeps it out of hit@k.
     """
     answer = as_dict(answer)
     pred = prediction(answer)
@@ -436,6 +444,7 @@ def score(question: SquadQuestion, answer: dict, seconds: float | None = None) -
         "contains": contains(pred, golds) if question.answerable else None,
         "cited_overlap": cited_overlap(question, answer) if question.answerable and not refused else None,
         "rank": retrieval_rank(question, answer) if question.answerable else None,
+        "retrieved": len(answer["passages"]) if isinstance(answer.get("passages"), list) else None,
         "citations": [[c.get("source"), c.get("start"), c.get("end")] for c in answer.get("citations") or []],
         "seconds": seconds,
         "error": None,
@@ -455,6 +464,7 @@ def error_record(question: SquadQuestion, error: Exception, seconds: float) -> d
         "contains": None,
         "cited_overlap": None,
         "rank": None,
+        "retrieved": None,
         "citations": [],
         "seconds": seconds,
         "error": f"{type(error).__name__}: {error}",
@@ -473,6 +483,7 @@ def summary(records: Sequence[dict]) -> dict:
     ans = [r for r in scored if r["answerable"]]
     una = [r for r in scored if not r["answerable"]]
     answered_ans = [r for r in ans if not r["refused"]]
+    ranked = [r for r in ans if r.get("retrieved") is not None]  # answers that said what they retrieved
     seconds = [r["seconds"] for r in scored if r.get("seconds") is not None]
     out = {
         "questions": len(records),
@@ -490,7 +501,7 @@ def summary(records: Sequence[dict]) -> dict:
         "cited_overlap": _mean(bool(r["cited_overlap"]) for r in answered_ans),
     }
     for k in HITS:
-        out[f"hit@{k}"] = _mean(r["rank"] is not None and r["rank"] <= k for r in ans)
+        out[f"hit@{k}"] = _mean(r["rank"] is not None and r["rank"] <= k for r in ranked)
     out["median_seconds"] = statistics.median(seconds) if seconds else None
     out["p95_seconds"] = float(np.percentile(seconds, 95)) if seconds else None
     return out
@@ -518,6 +529,7 @@ def refuse_everything(records: Sequence[dict]) -> list[dict]:
                 "contains": contains("", golds) if r["answerable"] else None,
                 "cited_overlap": None,
                 "rank": None,
+                "retrieved": None,
                 "citations": [],
                 "seconds": None,
                 "error": None,
@@ -526,20 +538,16 @@ def refuse_everything(records: Sequence[dict]) -> list[dict]:
     return out
 
 
-def _grouped(records: Sequence[dict], baseline: bool = False) -> dict:
+def _grouped(records: Sequence[dict]) -> dict:
     by_article: dict[str, list[dict]] = {}
     for r in records:
         by_article.setdefault(r["article"], []).append(r)
-    out = {"overall": summary(records), "per_article": {a: summary(rs) for a, rs in by_article.items()}}
-    if baseline:  # it retrieves nothing: retrieval metrics do not apply
-        for m in [out["overall"], *out["per_article"].values()]:
-            m.update({f"hit@{k}": None for k in HITS})
-    return out
+    return {"overall": summary(records), "per_article": {a: summary(rs) for a, rs in by_article.items()}}
 
 
 def metrics(records: Sequence[dict]) -> dict:
     """Overall and per-article metrics, and the same for the refuse-everything baseline."""
-    return {**_grouped(records), "baseline": _grouped(refuse_everything(records), baseline=True)}
+    return {**_grouped(records), "baseline": _grouped(refuse_everything(records))}
 
 
 # --- running ---------------------------------------------------------------------------------------------------

@@ -365,6 +365,28 @@ def test_run_scores_each_and_records_rag_errors(loaded):
     json.dumps(records)  # results.json must hold them
 
 
+class OldAnswer:
+    """An answer from before the contract: to_dict() leaves out the passages it holds."""
+
+    def __init__(self, data: dict, passages: list[dict]):
+        self.data, self.passages = data, [Dumps(p) for p in passages]
+
+    def to_dict(self) -> dict:
+        return self.data
+
+
+def test_retrieval_read_from_passages_attribute_or_left_unscored(loaded):
+    _, docs, qs = loaded
+    q = qs["c3"]
+    bare = {k: v for k, v in reply("2012").items() if k != "passages"}
+    old = OldAnswer(bare, [passage("Other.txt", 0, 5), passage(q.doc_id, *docs["Cats"].paragraphs[1])])
+    records = sq.run(FakePipeline({q.question: old}), [q], k=3)
+    assert records[0]["rank"] == 2 and records[0]["retrieved"] == 2
+    unknown = sq.score(q, bare)
+    assert unknown["rank"] is None and unknown["retrieved"] is None
+    assert sq.metrics([unknown])["overall"]["hit@5"] is None  # not 0: retrieval was not reported
+
+
 def test_run_rejects_answers_it_cannot_read(loaded):
     _, _, qs = loaded
     with pytest.raises(TypeError):
