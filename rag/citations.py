@@ -95,10 +95,12 @@ def extractive_grammar(
     near: set[str] | None = None,
     before: int = 3,
     after: int = 8,
+    windows: dict[int, tuple[int, int]] | None = None,
 ) -> str:
     """GBNF: "[n] " + consecutive words of passage n, ending at or before a sentence end.
 
-    `window` limits the words to passage-relative offsets [start, end) (one sentence);
+    `window` limits the words to passage-relative offsets [start, end) (one sentence); `windows` does
+    the same per passage number (several candidate sentences, one per passage);
     `avoid_start` lists lower-cased words the span may not start with (words of the question),
     so the model cannot answer by echoing the question; `near` (normalised question terms) keeps
     the start within a few words of where the sentence matches the question, since answers sit next
@@ -106,7 +108,8 @@ def extractive_grammar(
     """
     choices, rules = [], []
     for item in numbered:
-        idx = [i for i, w in enumerate(item.words) if window is None or (w.start >= window[0] and w.end <= window[1])]
+        win = windows.get(item.n) if windows else window
+        idx = [i for i, w in enumerate(item.words) if win is None or (w.start >= win[0] and w.end <= win[1])]
         if not idx:
             continue
         prefix = f"p{item.n}w"
@@ -144,7 +147,12 @@ def _bare(word: str) -> str:
     return re.sub(r"['\u2019]s$", "", word.strip(".,;:!?\"'()[]").lower())
 
 
-def parse_extractive(output: str, numbered: list[Numbered], window: tuple[int, int] | None = None) -> Citation | None:
+def parse_extractive(
+    output: str,
+    numbered: list[Numbered],
+    window: tuple[int, int] | None = None,
+    windows: dict[int, tuple[int, int]] | None = None,
+) -> Citation | None:
     """Map "[n] words…" back to exact offsets; None if it does not copy passage n."""
     m = re.match(r"\s*\[(\d+)\]\s*(.*)", output, re.DOTALL)
     if not m:
@@ -153,6 +161,10 @@ def parse_extractive(output: str, numbered: list[Numbered], window: tuple[int, i
     item = next((x for x in numbered if x.n == n), None)
     if item is None or not tokens:
         return None
+    if windows is not None:
+        window = windows.get(n)
+        if window is None:
+            return None
     texts = [w.text for w in item.words]
     for i in range(len(texts) - len(tokens) + 1):
         if window is not None and item.words[i].start < window[0]:

@@ -7,20 +7,23 @@ similarity, question-word overlap, expected answer type, names) and the model pi
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from rag.answer_types import has_type
 from rag.citations import Numbered
 from rag.embedding import Embedder
+from rag.fitted import Logistic
 from rag.lexicon import INSTRUCTION
 from rag.question import Question
-from rag.text import context_terms, norm
+from rag.text import context_terms, norm, words
 
-# Weights of the selection score: cosine + overlap + typed + names + rank (set on the seed questions).
-WEIGHTS = {"cosine": 1.0, "overlap": 1.0, "typed": 0.25, "anchors": 0.5, "rank": 0.1}
+# Hand-set weights of the selection score (cosine + overlap + typed + names + rank), set on the seed
+# questions; used only when no fitted selector is given (rag/fitted.py replaces them).
+WEIGHTS = {"cosine": 1.0, "overlap": 1.0, "typed": 0.25, "anchors": 0.5, "rank_inv": 0.1}
 
 
 @dataclass
@@ -29,14 +32,15 @@ class Candidate:
     start: int  # sentence offsets inside the passage text
     end: int
     score: float
-    cosine: float
-    overlap: float
-    typed: bool
-    anchor_share: float
+    features: dict[str, float] = field(default_factory=dict)
 
     @property
     def text(self) -> str:
         return self.item.text[self.start : self.end]
+
+    @property
+    def cosine(self) -> float:
+        return self.features.get("cosine", 0.0)
 
 
 def is_instruction(sentence: str) -> bool:
@@ -54,29 +58,57 @@ def candidates(numbered: list[Numbered]) -> list[tuple[Numbered, int, int]]:
     return out
 
 
-def select_sentences(question: Question, numbered: list[Numbered], embedder: Embedder) -> list[Candidate]:
-    """Every candidate sentence of the passages, best first."""
-    w = WEIGHTS
+def _bigrams(tokens: list[str]) -> set[tuple[str, str]]:
+    return set(zip(tokens, tokens[1:]))
+
+
+def sentence_features(question: Question, sentence: str, cosine: float, item: Numbered, position: int,
+                      best_bm25: float) -> dict[str, float]:  # fmt: skip
+    """The signals a selector weighs for one candidate sentence (all cheap: no model call)."""
+    ctx = context_terms(sentence)
+    names = [norm(a) for a in question.names]
+    q_tokens = [norm(w) for w in words(question.text)]
+    s_tokens = [norm(w) for w in words(sentence)]
+    q_bigrams = _bigrams(q_tokens)
+    typed = bool(question.kind) and has_type(sentence, question.kind, question)
+    p = item.passage
+    return {
+        "cosine": cosine,
+        "overlap": sum(t in ctx for t in question.terms) / len(question.terms) if question.terms else 0.0,
+        "typed": float(typed),
+        "untyped_question": float(question.kind is None),
+        "anchors": sum(a in ctx for a in names) / len(names) if names else 0.0,
+        "has_names": float(bool(names)),
+        "bigrams": len(q_bigrams & _bigrams(s_tokens)) / len(q_bigrams) if q_bigrams else 0.0,
+        "rank_inv": 1.0 / item.n,
+        "passage_cosine": p.dense,
+        "passage_bm25": p.bm25 / best_bm25 if best_bm25 > 0 else 0.0,
+        "position_inv": 1.0 / (position + 1),
+        "log_words": math.log1p(len(s_tokens)),
+    }
+
+
+def select_sentences(
+    question: Question, numbered: list[Numbered], embedder: Embedder, selector: Logistic | None = None
+) -> list[Candidate]:
+    """Every candidate sentence of the passages, best first: by the fitted selector's probability that it
+    holds the answer, or by the hand-set weights without one."""
     cands = candidates(numbered)
     if not cands:
         return []
     vectors = embedder.embed([question.text] + [item.text[s:e] for item, s, e in cands])
     cosines = vectors[1:] @ vectors[0]
-    names = [norm(a) for a in question.names]
+    best_bm25 = max((item.passage.bm25 for item in numbered), default=0.0)
     scored = []
+    positions: dict[int, int] = {}
     for (item, s, e), cos in zip(cands, np.asarray(cosines, dtype=float)):
-        sentence = item.text[s:e]
-        ctx = context_terms(sentence)
-        overlap = sum(t in ctx for t in question.terms) / len(question.terms) if question.terms else 0.0
-        typed = bool(question.kind) and has_type(sentence, question.kind, question)
-        anchor_share = sum(a in ctx for a in names) / len(names) if names else 0.0
-        score = (
-            w["cosine"] * cos
-            + w["overlap"] * overlap
-            + w["typed"] * typed
-            + w["anchors"] * anchor_share
-            + w["rank"] / item.n
-        )
-        scored.append(Candidate(item, s, e, float(score), float(cos), overlap, typed, anchor_share))
+        position = positions.get(item.n, 0)
+        positions[item.n] = position + 1
+        f = sentence_features(question, item.text[s:e], float(cos), item, position, best_bm25)
+        if selector is not None:
+            score = selector.prob(f)
+        else:
+            score = sum(WEIGHTS[k] * f[k] for k in WEIGHTS)
+        scored.append(Candidate(item, s, e, float(score), f))
     scored.sort(key=lambda c: -c.score)
     return scored

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Callable, Iterator
 
 from rag.answering import Answerer, Prepared
@@ -10,6 +11,7 @@ from rag.contract import Answer, StreamEvent
 from rag.documents import load_corpus
 from rag.embedding import Embedder, SentenceTransformerEmbedder
 from rag.errors import RagError
+from rag.fitted import AnsweringModel
 from rag.generation import Generator
 from rag.index import IngestReport, VectorIndex, chunk_settings, ingest, stale_documents
 from rag.prompts import Templates
@@ -40,10 +42,22 @@ def answer_mode(settings: Settings, generator: Generator) -> str:
     return "extractive" if generator.is_small else "generative"
 
 
+def load_answering_model(settings: Settings, templates: Templates) -> AnsweringModel | None:
+    if settings.decisions == "rules":
+        return None
+    model = AnsweringModel.load(templates)
+    if settings.answer_threshold is not None:
+        model = replace(model, answerer=replace(model.answerer, threshold=settings.answer_threshold))
+    return model
+
+
 def build_strategy(settings: Settings, generator: Generator, embedder: Embedder, policy: RefusalPolicy) -> Strategy:
     templates = Templates(settings.prompts_dir)
     if answer_mode(settings, generator) == "extractive":
-        return Extractive(templates, policy, settings.max_answer_tokens, embedder)
+        model = load_answering_model(settings, templates)
+        return Extractive(
+            templates, policy, settings.max_answer_tokens, embedder, model=model, candidates=settings.candidate_sentences
+        )
     return Generative(templates, policy, settings.max_generative_tokens)
 
 

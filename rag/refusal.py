@@ -31,6 +31,7 @@ class Signals:
     missing_terms: list[str] = field(default_factory=list)
     relevance: float = 0.0  # best dense cosine among retrieved passages
     echo: bool = False  # the answer only repeats words of the question
+    extra: dict = field(default_factory=dict)  # the fitted model's features, when one decided
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,6 +68,16 @@ class RefusalPolicy:
             return f"passages are off-topic (best similarity {relevance:.2f})"
         return None
 
+    def fitted_verdict(self, model, features: dict, signals: Signals) -> str | None:
+        """Refuse when the fitted model's P(right answer) is under its threshold; the reason names the
+        signal that weighed most against answering, in words a reader can check."""
+        p = model.prob(features)
+        features["p_answer"] = round(p, 4)
+        if p >= model.threshold:
+            return None
+        weakest = next(iter(model.contributions(features)), "")
+        return plain_reason(weakest, signals)
+
     def verdict(self, signals: Signals) -> str | None:
         """The reason to refuse this answer, or None to give it."""
         if not signals.typed:
@@ -78,3 +89,22 @@ class RefusalPolicy:
         if signals.support < self.min_support:
             return f"the cited passage does not cover the question ({', '.join(signals.missing_terms)} missing)"
         return None
+
+
+KIND_WORDS = {
+    "date": "a date", "time": "a time", "duration": "a length of time", "age": "an age", "number": "a number",
+    "numeral": "an exact number", "location": "a place", "name": "a name", "reason": "a reason",
+}  # fmt: skip
+
+
+def plain_reason(feature: str, signals: Signals) -> str:
+    """A refusal reason in plain words for the signal that weighed most against the answer."""
+    if feature in ("typed", "typed_answer") and signals.question_type:
+        return f"None of the passages gives {KIND_WORDS.get(signals.question_type, signals.question_type)} for this"
+    if feature in ("anchors", "missing_names", "has_names") and signals.missing_anchors:
+        return f"The passages do not mention {', '.join(signals.missing_anchors)}"
+    if feature in ("echo", "answer_in_question"):
+        return "The only candidate answer repeats the question's own words"
+    if feature in ("cosine", "passage_cosine", "relevance", "passage_bm25"):
+        return "The passages are about other things"
+    return "No sentence in the passages clearly answers this question"

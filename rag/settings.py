@@ -68,6 +68,19 @@ class Settings(BaseSettings):
         1200, ge=128, le=120000, description="Passages are trimmed so the prompt stays within this many tokens."
     )
 
+    # --- answering decisions -----------------------------------------------------
+    decisions: Literal["fitted", "rules"] = Field(
+        "rules",
+        description="fitted: sentence choice and answer/refuse by the logistic models in prompts/answering_model.json "
+        "(fitted on SQuAD 2.0 articles by `python -m rag_eval.fit`); rules: the hand-set weights and checks.",
+    )
+    answer_threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="Refuse below this P(right answer); default: the fitted model's threshold."
+    )
+    candidate_sentences: int = Field(
+        1, ge=1, le=5, description="Candidate sentences (one per passage) the model may copy its answer from."
+    )
+
     # --- refusal ----------------------------------------------------------------
     min_support: float = Field(
         0.3,

@@ -10,6 +10,7 @@ Both end in an `Outcome`; the refusal policy (rag/refusal.py) gives the verdict 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -26,6 +27,7 @@ from rag.citations import (
 )
 from rag.embedding import Embedder
 from rag.evidence import Candidate, select_sentences
+from rag.fitted import AnsweringModel
 from rag.lexicon import REPAIRABLE_TYPES, STOPWORDS
 from rag.prompts import Templates, TemplateSet
 from rag.question import Question
@@ -40,7 +42,9 @@ class Plan:
     messages: list[dict]
     grammar: str | None
     max_tokens: int
-    evidence: Candidate | None = None  # extractive: the selected sentence
+    evidence: Candidate | None = None  # extractive: the best candidate sentence
+    shown: list[Candidate] = field(default_factory=list)  # extractive: the sentences the model may copy from
+    ranked: list[Candidate] = field(default_factory=list)  # extractive: every candidate, best first
 
 
 @dataclass
@@ -100,31 +104,48 @@ class _Prompting:
 
 
 class Extractive(_Prompting):
+    """`model` (rag/fitted.py) ranks the sentences and decides to answer; without it the hand-set weights
+    and rules do. `candidates` sentences (best first, one per passage) are shown and open to the grammar."""
+
     mode = "extractive"
 
-    def __init__(self, templates: Templates, policy: RefusalPolicy, max_tokens: int, embedder: Embedder):
+    def __init__(
+        self,
+        templates: Templates,
+        policy: RefusalPolicy,
+        max_tokens: int,
+        embedder: Embedder,
+        model: AnsweringModel | None = None,
+        candidates: int = 1,
+    ):
         super().__init__(templates, policy, max_tokens)
         self.embedder = embedder
+        self.model = model
+        self.candidates = candidates
 
     def plan(self, question: Question, numbered: list[Numbered]) -> Plan | None:
-        ranked = select_sentences(question, numbered, self.embedder)
+        ranked = select_sentences(question, numbered, self.embedder, self.model.selector if self.model else None)
         if not ranked:
             return None
-        best = ranked[0]
-        shown = [_Shown(best.item.n, best.text)]
+        chosen: list[Candidate] = []
+        for c in ranked:
+            if len(chosen) < self.candidates and all(c.item.n != x.item.n for x in chosen):
+                chosen.append(c)
+        shown = [_Shown(c.item.n, c.text) for c in chosen]
+        windows = {c.item.n: (c.start, c.end) for c in chosen}
         grammar = extractive_grammar(
-            self.templates, self.files.grammar, [best.item], (best.start, best.end), set(question.avoid_start), set(question.near)
-        )
-        return Plan(self.messages(question.text, shown), grammar, self.max_tokens, best)
+            self.templates, self.files.grammar, [c.item for c in chosen], None, set(question.avoid_start),
+            set(question.near), windows=windows,
+        )  # fmt: skip
+        return Plan(self.messages(question.text, shown), grammar, self.max_tokens, chosen[0], chosen, ranked)
 
     def finish(self, question: Question, raw: str, plan: Plan, numbered: list[Numbered], relevance: float) -> Outcome:
-        best = plan.evidence
-        assert best is not None
-        item = best.item
-        citation = parse_extractive(raw, [item], (best.start, best.end))
+        windows = {c.item.n: (c.start, c.end) for c in plan.shown}
+        citation = parse_extractive(raw, [c.item for c in plan.shown], windows=windows)
         if citation is None:
             return Outcome(reason=f"the model did not copy the passage: {raw!r}")
-        sentence = best.text
+        best = next(c for c in plan.shown if c.item.n == citation.n)
+        item, sentence = best.item, best.text
         signals = assess(question, citation.quote, sentence, relevance)
         if not signals.typed and question.kind in REPAIRABLE_TYPES:
             citation, signals = self._repair(question, best, citation, signals, relevance)
@@ -132,7 +153,12 @@ class Extractive(_Prompting):
             n=item.n, source=item.passage.chunk.doc_id, start=item.passage.chunk.start + best.start,
             end=item.passage.chunk.start + best.end, text=sentence,
         )  # fmt: skip
-        reason = self.policy.verdict(signals)
+        if self.model is not None:
+            features = answer_features(question, citation.quote, best, plan.ranked, signals)
+            reason = self.policy.fitted_verdict(self.model.answerer, features, signals)
+            signals.extra = features
+        else:
+            reason = self.policy.verdict(signals)
         if reason:
             return Outcome(signals=signals, reason=reason, evidence=[evidence])
         answer = f"{citation.quote.strip()} {contract.marker(citation.n)}"
@@ -189,6 +215,30 @@ class Generative(_Prompting):
             return Outcome(signals=signals, reason=reason, dropped=dropped)
         cited = sorted(citations.values(), key=lambda c: c.n)
         return Outcome(answer_text, cited, [], signals, dropped=dropped)
+
+
+def answer_features(
+    question: Question, quote: str, chosen: Candidate, ranked: list[Candidate], signals: Signals
+) -> dict[str, float]:
+    """What the answer/refuse model weighs: the chosen sentence's own signals, how clearly it beat the
+    others, and the checks on the copied span."""
+    second = next((c.score for c in ranked if c is not chosen), 0.0)
+    span_terms = [w for w in words(quote) if w not in STOPWORDS]
+    f = dict(chosen.features)
+    f.update(
+        {
+            "sel_score": chosen.score,
+            "sel_margin": chosen.score - second,
+            "relevance": signals.relevance,
+            "typed_answer": float(signals.typed),
+            "missing_names": len(signals.missing_anchors) / len(signals.anchors) if signals.anchors else 0.0,
+            "support": signals.support,
+            "echo": float(signals.echo),
+            "answer_log_words": math.log1p(len(words(quote))),
+            "answer_in_question": sum(stem(w) in question.asked for w in span_terms) / len(span_terms) if span_terms else 1.0,
+        }
+    )
+    return f
 
 
 def best_sentence(item: Numbered, claim: str) -> tuple[int, int, float]:

@@ -1,0 +1,162 @@
+"""Fit the answering decisions on SQuAD 2.0 articles and validate them on others.
+
+    python -m rag_eval.fit ../shared/benchmarks/squad2/squad2-dev-10-articles.json.gz \
+        --fit Huguenot 1973_oil_crisis European_Union_law Packet_switching Yuan_dynasty Immune_system \
+        --limit 150 --answer-limit 60 --workdir /tmp/squadfit --out prompts/answering_model.json
+
+Two logistic regressions over signals the pipeline already has (rag/evidence.py `sentence_features`,
+rag/strategies.py `answer_features`):
+1. selector: does this candidate sentence hold a gold answer span? Fitted on every candidate sentence
+   of the passages retrieved for the fitting questions (no model call needed).
+2. answerer: is the question answerable, judged after the model copied its span from the selected
+   sentence? Fitted on the pipeline's own answers to the fitting questions (the generator runs).
+   Its threshold is set so at most `--max-false-refusals` of the fitting answerable questions are refused.
+The written file names the data, the articles, the sample and this script; all articles are indexed
+together (as a user's folder would be), only the fitting articles' questions are used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from rag_eval import squad
+
+SCRIPT = "rag_eval/fit.py"
+
+
+def _fit_logistic(rows: list[dict], labels: list[int], features: list[str], c: float = 1.0) -> dict:
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.array([[float(r.get(f, 0.0)) for f in features] for r in rows], dtype=float)
+    y = np.array(labels)
+    means, scales = x.mean(axis=0), x.std(axis=0)
+    scales[scales == 0] = 1.0
+    lr = LogisticRegression(C=c, max_iter=2000).fit((x - means) / scales, y)
+    return {
+        "features": features,
+        "weights": [round(float(w), 5) for w in lr.coef_[0]],
+        "bias": round(float(lr.intercept_[0]), 5),
+        "means": [round(float(m), 6) for m in means],
+        "scales": [round(float(s), 6) for s in scales],
+        "n": int(len(y)),
+        "positives": int(y.sum()),
+    }
+
+
+def _prob(model: dict, row: dict) -> float:
+    z = [(float(row.get(f, 0.0)) - m) / s for f, m, s in zip(model["features"], model["means"], model["scales"])]
+    x = model["bias"] + sum(w * v for w, v in zip(model["weights"], z))
+    return 1 / (1 + np.exp(-x))
+
+
+def _in_sentence(q: squad.SquadQuestion, doc_id: str, start: int, end: int) -> bool:
+    return doc_id == q.doc_id and any(start <= s and e <= end for s, e in q.spans)
+
+
+def candidate_rows(pipeline, questions) -> list[dict]:
+    """One row per (question, candidate sentence): the selector's features and whether it holds the answer."""
+    rows = []
+    for q in questions:
+        prepared = pipeline.prepare(q.question)
+        if prepared.plan is None:
+            continue
+        for rank, c in enumerate(prepared.plan.ranked):
+            base = c.item.passage.chunk.start
+            label = _in_sentence(q, c.item.passage.chunk.doc_id, base + c.start, base + c.end)
+            rows.append({"qid": q.id, "article": q.article, "label": int(label), "hand_rank": rank, **c.features})
+    return rows
+
+
+def top1(rows: list[dict], score) -> float:
+    """Share of questions (with some candidate holding the answer) whose best-scored candidate holds it."""
+    by_q: dict[str, list[dict]] = {}
+    for r in rows:
+        by_q.setdefault(r["qid"], []).append(r)
+    hits = [max(rs, key=score)["label"] for rs in by_q.values() if any(r["label"] for r in rs)]
+    return float(np.mean(hits)) if hits else float("nan")
+
+
+def answer_rows(pipeline, questions) -> list[dict]:
+    rows = []
+    for q in questions:
+        answer = pipeline.ask(q.question).model_dump()
+        extra = (answer.get("signals") or {}).get("extra") or {}
+        if not extra:
+            continue  # refused before the model ran (off-topic or nothing to cite): the rules decide those
+        pred = squad.prediction({**answer, "refused": False}) if not answer["refused"] else ""
+        rows.append({"qid": q.id, "article": q.article, "answerable": int(q.answerable),
+                     "f1": squad.f1(pred, q.answers) if q.answerable else 0.0, **extra})  # fmt: skip
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m rag_eval.fit", description=__doc__.split("\n\n")[0])
+    p.add_argument("file", type=Path)
+    p.add_argument("--fit", nargs="+", required=True, metavar="TITLE", help="articles whose questions fit the models")
+    p.add_argument("--limit", type=int, default=150, help="questions per article for the selector")
+    p.add_argument("--answer-limit", type=int, default=60, help="questions per article for the answerer")
+    p.add_argument("--max-false-refusals", type=float, default=0.15)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workdir", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    args = p.parse_args(argv)
+
+    from rag.pipeline import Pipeline
+    from rag.settings import build_settings
+
+    articles = squad.load_squad(args.file)
+    docs = squad.layout(articles)
+    fit_articles = [a for a in articles if a.title in set(args.fit)]
+    settings = squad.build_index(articles, args.workdir, {"decisions": "rules", "n_threads": 1})
+    pipeline = Pipeline.load(settings, with_generator=True)
+    t0 = time.time()
+    fit_q = squad.questions(fit_articles, docs, args.limit, args.seed)
+    rows = candidate_rows(pipeline, fit_q)
+    sel_features = [k for k in rows[0] if k not in ("qid", "article", "label", "hand_rank")]
+    selector = _fit_logistic(rows, [r["label"] for r in rows], sel_features)
+    hand = top1(rows, lambda r: -r["hand_rank"])
+    fitted = top1(rows, lambda r: _prob(selector, r))
+    print(f"selector: {len(rows)} candidates of {len(fit_q)} questions; top-1 hand {hand:.3f} -> fitted {fitted:.3f} "
+          f"({time.time() - t0:.0f} s)", file=sys.stderr)  # fmt: skip
+
+    model = {
+        "format": 1,
+        "script": SCRIPT,
+        "data": f"{args.file.name} (SQuAD 2.0 dev, CC BY-SA 4.0)",
+        "fit_articles": sorted(args.fit),
+        "held_out_articles": sorted(a.title for a in articles if a.title not in set(args.fit)),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "selector": {**selector, "threshold": 0.5, "top1_fit": {"hand": round(hand, 4), "fitted": round(fitted, 4)}},
+        # provisional: always answer, so the answer rows see every copied span
+        "answerer": {"features": [], "weights": [], "bias": 10.0, "threshold": 0.0},
+    }
+    args.out.write_text(json.dumps(model, indent=1) + "\n")
+    pipeline = Pipeline.load(build_settings({**settings.model_dump(), "decisions": "fitted", "prompts_dir": args.out.parent}),
+                             embedder=pipeline.embedder, generator=pipeline.generator)  # fmt: skip
+    answer_q = squad.questions(fit_articles, docs, args.answer_limit, args.seed + 1)
+    t1 = time.time()
+    arows = answer_rows(pipeline, answer_q)
+    ans_features = [k for k in arows[0] if k not in ("qid", "article", "answerable", "f1", "p_answer")]
+    answerer = _fit_logistic(arows, [r["answerable"] for r in arows], ans_features)
+    probs = sorted(_prob(answerer, r) for r in arows if r["answerable"])
+    threshold = float(probs[int(args.max_false_refusals * len(probs))]) if probs else 0.5
+    unans = [_prob(answerer, r) for r in arows if not r["answerable"]]
+    recall = float(np.mean([p < threshold for p in unans])) if unans else float("nan")
+    print(f"answerer: {len(arows)} answers ({time.time() - t1:.0f} s); threshold {threshold:.3f}: "
+          f"refusal recall {recall:.3f} at false refusals <= {args.max_false_refusals} on the fitting answers",
+          file=sys.stderr)  # fmt: skip
+    model["answerer"] = {**answerer, "threshold": round(threshold, 4), "refusal_recall_fit": round(recall, 4)}
+    args.out.write_text(json.dumps(model, indent=1) + "\n")
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
