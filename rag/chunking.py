@@ -10,7 +10,8 @@ Every chunk is at most chunk_size characters: a sentence longer than that (a 1 M
 full stop) is cut at word boundaries, a word longer than that at chunk_size.
 
 Linear time: the sentence splitter looks at a bounded window around each full stop (the old one ran a
-regex over `text[:dot]` and copied `text[dot:]` at every period: 1 MB took 133 s; now ~1 s).
+regex over `text[:dot]` and copied `text[dot:]` at every period: measured 10.5 s for 100 KB and 32 s
+for 200 KB of one line; now 0.11 s for 1 MB).
 """
 
 from __future__ import annotations
