@@ -1,4 +1,4 @@
-"""Write the binary documents of the mixed evaluation folder: travel-policy.pdf (3 pages) and onboarding.docx.
+"""Write the binary documents of eval/mixed/docs/: travel-policy.pdf (3 pages) and onboarding.docx.
 
     python eval/mixed/make_fixtures.py      # from the repository root; rewrites both files
 
@@ -59,9 +59,9 @@ ONBOARDING = [
 
 
 def main() -> None:
-    (HERE / "travel-policy.pdf").write_bytes(docgen.pdf(POLICY))
-    (HERE / "onboarding.docx").write_bytes(docgen.docx(ONBOARDING))
-    print(f"wrote {HERE / 'travel-policy.pdf'} and {HERE / 'onboarding.docx'}")
+    (HERE / "docs" / "travel-policy.pdf").write_bytes(docgen.pdf(POLICY))
+    (HERE / "docs" / "onboarding.docx").write_bytes(docgen.docx(ONBOARDING))
+    print(f"wrote {HERE / 'docs'}/travel-policy.pdf and onboarding.docx")
 
 
 if __name__ == "__main__":
