@@ -1,4 +1,18 @@
-"""Sentence-aware chunks whose text is always an exact slice of the original file."""
+"""Structure-aware chunks whose text is always an exact slice of the document's cited text.
+
+Units: a paragraph (its sentences grouped up to chunk_size), a lead-in paragraph together with the
+list items that follow it, a table row (already written with its column headers). Chunks never
+cross a unit, a page or dropped boilerplate, and a heading is never a chunk on its own: it is the
+chunk's `heading` path, which retrieval reads with the text (`search_text`) while citations keep
+pointing at the body text.
+
+Every chunk is at most chunk_size characters: a sentence longer than that (a 1 MB line without a
+full stop) is cut at word boundaries, a word longer than that at chunk_size.
+
+Linear time: the sentence splitter looks at a bounded window around each full stop (the old one ran a
+regex over `text[:dot]` and copied `text[dot:]` at every period: measured 10.5 s for 100 KB and 32 s
+for 200 KB of one line; now 0.11 s for 1 MB).
+"""
 
 from __future__ import annotations
 
@@ -6,15 +20,19 @@ import re
 from dataclasses import asdict, dataclass
 
 from rag.documents import Document
+from rag.formats import HEADING_SEPARATOR, Segment
 
-SPLITTER_VERSION = "sentence-v1"
+SPLITTER_VERSION = "blocks-v2"
+LEAD_IN_CONTEXT = 120  # characters of a list's lead-in kept in the context of its later chunks
 
 _ABBREVIATIONS = {
     "mr", "mrs", "ms", "dr", "prof", "inc", "ltd", "co", "corp", "jr", "sr", "st", "vs", "etc", "no", "fig",
     "e.g", "i.e", "gen", "gov", "sen", "rep", "jan", "feb", "mar", "apr", "jun", "jul", "aug", "sep", "sept",
     "oct", "nov", "dec",
 }  # fmt: skip
-_BOUNDARY = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*(?=\s+)")
+_BOUNDARY = re.compile(r"[.!?]+[\"'\u201d\u2019)\]]*(?=\s)")
+_INITIALISM = re.compile(r"(?:[a-z]\.)*[a-z]")
+MAX_WORD_LOOKBACK = 40  # an abbreviation is a short word: look no further back than this
 
 
 @dataclass(frozen=True)
@@ -24,61 +42,134 @@ class Chunk:
     start: int
     end: int
     text: str
+    heading: str | None = None  # heading path, e.g. "Travel policy > Meals"
+    page: int | None = None  # 1-based page for paged formats
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def search_text(self) -> str:
+        """What BM25 and the embedder read: the heading path, then the text."""
+        return f"{self.heading}\n{self.text}" if self.heading else self.text
+
 
 def _is_abbreviation(text: str, dot: int) -> bool:
-    word = re.search(r"(\S+)$", text[:dot])
-    if not word:
+    i = dot
+    floor = max(0, dot - MAX_WORD_LOOKBACK)
+    while i > floor and not text[i - 1].isspace():
+        i -= 1
+    if i == dot or (i == floor and floor > 0 and not text[i - 1].isspace()):
         return False
-    token = word.group(1).lower().strip("\"'(")
+    token = text[i:dot].lower().strip("\"'(")
     # Initialisms such as "U.S." or "J." end with a single letter before the dot.
-    return token in _ABBREVIATIONS or bool(re.fullmatch(r"(?:[a-z]\.)*[a-z]", token))
+    return token in _ABBREVIATIONS or bool(_INITIALISM.fullmatch(token))
+
+
+def _next_visible(text: str, pos: int, end: int) -> int:
+    while pos < end and text[pos].isspace():
+        pos += 1
+    return pos
 
 
 def split_sentences(text: str, start: int = 0, end: int | None = None) -> list[tuple[int, int]]:
     """(start, end) offsets of sentences in text[start:end]; whitespace between sentences is excluded."""
     end = len(text) if end is None else end
-    spans, cur = [], start
+    spans, cur = [], _next_visible(text, start, end)
     for m in _BOUNDARY.finditer(text, start, end):
+        if m.end() <= cur:
+            continue
         if m.group().startswith(".") and len(m.group()) == 1 and _is_abbreviation(text, m.start()):
             continue
-        nxt = text[m.end() : end].lstrip()
-        if nxt and not (nxt[0].isupper() or nxt[0].isdigit() or nxt[0] in "\"'\u201c(["):
+        nxt = _next_visible(text, m.end(), end)
+        if nxt < end and not (text[nxt].isupper() or text[nxt].isdigit() or text[nxt] in "\"'\u201c(["):
             continue
         spans.append((cur, m.end()))
-        cur = m.end()
-        while cur < end and text[cur].isspace():
-            cur += 1
-    if cur < end and text[cur:end].strip():
+        cur = nxt
+    if cur < end:
         tail_end = end
         while tail_end > cur and text[tail_end - 1].isspace():
             tail_end -= 1
-        spans.append((cur, tail_end))
+        if tail_end > cur:
+            spans.append((cur, tail_end))
     return spans
 
 
+def split_long(text: str, start: int, end: int, size: int) -> list[tuple[int, int]]:
+    """Cut text[start:end] into pieces of at most `size` characters, at whitespace where there is any."""
+    pieces = []
+    while end - start > size:
+        cut = start + size
+        ws = cut
+        while ws > start and not text[ws].isspace():
+            ws -= 1
+        if ws > start:
+            cut = ws
+            piece_end = cut
+            while piece_end > start and text[piece_end - 1].isspace():
+                piece_end -= 1
+        else:
+            piece_end = cut  # one word longer than size: cut inside it
+        pieces.append((start, piece_end))
+        start = _next_visible(text, cut, end)
+    if end > start:
+        pieces.append((start, end))
+    return pieces
+
+
+def _pieces(text: str, seg: Segment, size: int) -> list[tuple[int, int]]:
+    """The segment's sentences, each at most `size` characters."""
+    out = []
+    for s, e in split_sentences(text, seg.start, seg.end):
+        out.extend(split_long(text, s, e, size) if e - s > size else [(s, e)])
+    return out
+
+
+def _units(segments: list[Segment]) -> list[list[Segment]]:
+    """Group each list with the paragraph that leads into it; every other segment is its own unit."""
+    units: list[list[Segment]] = []
+    for seg in segments:
+        prev = units[-1] if units else None
+        same_place = prev is not None and prev[-1].page == seg.page and prev[-1].heading == seg.heading
+        if seg.kind == "item" and same_place and prev[-1].kind in ("item", "paragraph"):
+            prev.append(seg)
+        else:
+            units.append([seg])
+    return units
+
+
 def chunk_document(doc: Document, chunk_size: int, chunk_overlap: int) -> list[Chunk]:
-    """Group a paragraph's sentences up to chunk_size characters; never cross a paragraph or dropped boilerplate."""
+    """Chunks of at most chunk_size characters; a chunk never crosses a unit, page or dropped boilerplate."""
     chunks: list[Chunk] = []
-    for seg in doc.segments:
-        sentences = split_sentences(doc.text, seg.start, seg.end)
-        i = 0
-        while i < len(sentences):
-            j = i + 1
-            while j < len(sentences) and sentences[j][1] - sentences[i][0] <= chunk_size:
-                j += 1
-            start, end = sentences[i][0], sentences[j - 1][1]
+    text = doc.text
+    for unit in _units(doc.segments):
+        first = unit[0]
+        pieces = [p for seg in unit for p in _pieces(text, seg, chunk_size)]
+        lead = text[first.start : first.end] if len(unit) > 1 and first.kind == "paragraph" else None
+        for n, (start, end) in enumerate(_pack(pieces, chunk_size, chunk_overlap)):
+            heading = first.heading
+            if lead and n and start >= first.end:  # a later chunk of a list: its lead-in as context
+                short = lead if len(lead) <= LEAD_IN_CONTEXT else lead[:LEAD_IN_CONTEXT].rsplit(" ", 1)[0] + "…"
+                heading = f"{heading}{HEADING_SEPARATOR}{short}" if heading else short
             chunks.append(
-                Chunk(doc.doc_id, f"{doc.doc_id}#{len(chunks)}", start, end, doc.text[start:end])
+                Chunk(doc.doc_id, f"{doc.doc_id}#{len(chunks)}", start, end, text[start:end], heading, first.page)
             )
-            if j >= len(sentences):
-                break
-            # Step back over trailing sentences that fit in the overlap, but always make progress.
-            nxt = j
-            while nxt - 1 > i and sentences[j - 1][1] - sentences[nxt - 1][0] <= chunk_overlap:
-                nxt -= 1
-            i = nxt
     return chunks
+
+
+def _pack(pieces: list[tuple[int, int]], size: int, overlap: int) -> list[tuple[int, int]]:
+    """Consecutive pieces grouped up to `size` characters, stepping back over up to `overlap` characters."""
+    spans = []
+    i = 0
+    while i < len(pieces):
+        j = i + 1
+        while j < len(pieces) and pieces[j][1] - pieces[i][0] <= size:
+            j += 1
+        spans.append((pieces[i][0], pieces[j - 1][1]))
+        if j >= len(pieces):
+            break
+        nxt = j
+        while nxt - 1 > i and pieces[j - 1][1] - pieces[nxt - 1][0] <= overlap:
+            nxt -= 1
+        i = nxt
+    return spans

@@ -29,18 +29,23 @@ def _settings(args):
 def cmd_ingest(args) -> int:
     from tqdm import tqdm
 
-    from rag.chunking import chunk_document
-    from rag.documents import load_corpus
+    from rag.documents import discover, raise_empty, scan_corpus
     from rag.pipeline import load_embedder, run_ingest
 
     settings = _settings(args)
-    docs = load_corpus(settings.seeds_dir)  # fail fast on an empty corpus, before loading the model
-    total = sum(len(chunk_document(d, settings.chunk_size, settings.chunk_overlap)) for d in docs)
+    files, _ = discover(settings.seeds_dir)
+    with tqdm(total=len(files), desc="reading", unit="file", disable=args.quiet, file=sys.stderr) as bar:
+        corpus = scan_corpus(settings.seeds_dir, lambda path: bar.update(1))
+    if not corpus.documents:  # fail fast, before loading the model, naming what was wrong with each file
+        raise_empty(settings.seeds_dir, corpus.problems)
     embedder = load_embedder(settings)
-    with tqdm(total=total, desc="embedding", unit="chunk", disable=args.quiet, file=sys.stderr) as bar:
-        _, report = run_ingest(settings, embedder, bar.update)
-        bar.total = bar.n  # unchanged documents are not embedded
-        bar.refresh()
+    with tqdm(total=0, desc="embedding", unit="chunk", disable=args.quiet, file=sys.stderr) as bar:
+
+        def chunked(total: int) -> None:
+            bar.total = total
+            bar.refresh()
+
+        _, report = run_ingest(settings, embedder, bar.update, corpus=corpus, on_chunked=chunked)
     print(report.summary())
     return 0
 

@@ -119,20 +119,12 @@ def forbidden_found(answer: dict, forbidden: list[str]) -> list[str]:
 
 
 # --- citations ---------------------------------------------------------------------------------------------
-class SourceReader:
-    """Reads (and caches) the original documents, to check each citation's offsets against the file itself."""
+def SourceReader(seeds_dir: Path, index_dir: Path | None = None):  # noqa: N802 - kept name, now a factory
+    """Reads (and caches) the text each citation's offsets index: the original file by the one decoding
+    rule, or the extracted text the index stored for PDF/HTML/DOCX (rag/sources.py)."""
+    from rag.sources import SourceTexts
 
-    def __init__(self, seeds_dir: Path):
-        self.seeds_dir = Path(seeds_dir)
-        self._cache: dict[str, str | None] = {}
-
-    def __call__(self, doc_id: str) -> str | None:
-        if doc_id not in self._cache:
-            try:
-                self._cache[doc_id] = (self.seeds_dir / doc_id).read_text("utf-8")
-            except (OSError, UnicodeDecodeError):
-                self._cache[doc_id] = None
-        return self._cache[doc_id]
+    return SourceTexts(seeds_dir, index_dir)
 
 
 def has_citation(answer: dict) -> bool:
@@ -331,7 +323,7 @@ def metrics_by_category(records: list[dict], k: int) -> dict:
 # --- running -------------------------------------------------------------------------------------------------------
 def ask_all(pipeline, questions, k: int, progress: Callable[[Iterable], Iterable] = iter) -> list[dict]:
     """Ask every question through the one loaded pipeline and judge each answer as it comes."""
-    read_source = SourceReader(pipeline.settings.seeds_dir)
+    read_source = SourceReader(pipeline.settings.seeds_dir, pipeline.settings.index_dir)
     records = []
     for q in progress(questions):
         t0 = time.perf_counter()

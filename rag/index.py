@@ -3,6 +3,10 @@
 Writes are atomic: data files carry a content hash in their name and are written first; the
 manifest that points at them is replaced last with os.replace. A crash at any point leaves the
 previous manifest pointing at previous files, which are deleted only after the swap.
+
+Texts extracted from PDF, HTML, DOCX (and Markdown with tables) are what their citations' offsets
+index, so they are stored here too, content-addressed (`texts/<sha256>.txt`, UTF-8, no newline
+translation) and listed per document in the manifest (`"text"`); `rag.sources` reads them back.
 """
 
 from __future__ import annotations
@@ -20,13 +24,14 @@ from typing import Callable, Iterable
 import numpy as np
 
 from rag.chunking import SPLITTER_VERSION, Chunk, chunk_document
-from rag.documents import Document
+from rag.documents import Document, Problem
 from rag.embedding import Embedder
 from rag.errors import IndexCorrupt, IndexError_, IndexMismatch, IndexMissing  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: chunks carry heading and page; extracted texts stored in texts/
+TEXTS = "texts"
 MANIFEST = "manifest.json"
 
 
@@ -48,6 +53,14 @@ class IngestReport:
     chunks_total: int = 0
     rebuilt_because: str | None = None
     seconds: float = 0.0
+    problems: list[Problem] = field(default_factory=list)  # files not indexed, with the reason
+
+    def to_dict(self) -> dict:
+        """The report as the API and the chat show it."""
+        out = {k: v for k, v in self.__dict__.items() if k != "problems"}
+        out["problems"] = [p.to_dict() for p in self.problems]
+        out["seconds"] = round(self.seconds, 3)
+        return out
 
     def summary(self) -> str:
         lines = []
@@ -60,6 +73,9 @@ class IngestReport:
         lines.append(
             f"chunks: {self.chunks_added} added, {self.chunks_removed} removed, {self.chunks_total} in index"
         )
+        if self.problems:
+            lines.append(f"not indexed ({len(self.problems)}):")
+            lines.extend(f"  {p.name}: {p.reason}" for p in self.problems)
         lines.append(f"took {self.seconds:.2f} s")
         return "\n".join(lines)
 
@@ -160,6 +176,11 @@ class VectorIndex:
         for old in index_dir.iterdir():
             if old.is_file() and old.name not in keep and (old.suffix in {".jsonl", ".faiss", ".tmp"}):
                 old.unlink(missing_ok=True)
+        texts = {d.get("text") for d in self.manifest.get("documents", {}).values()}
+        if (index_dir / TEXTS).is_dir():
+            for old in (index_dir / TEXTS).iterdir():
+                if f"{TEXTS}/{old.name}" not in texts:
+                    old.unlink(missing_ok=True)
 
 
 def mismatches(manifest: dict, expect: dict) -> Iterable[str]:
@@ -176,10 +197,16 @@ def ingest(
     chunk_size: int,
     chunk_overlap: int,
     progress: Callable[[int], object] | None = None,
+    problems: list[Problem] | None = None,
+    on_chunked: Callable[[int], object] | None = None,
 ) -> tuple[VectorIndex, IngestReport]:
-    """Bring the index in line with `docs`, embedding only new or changed documents."""
+    """Bring the index in line with `docs`, embedding only new or changed documents.
+
+    `progress(n)` after each embedded batch; `on_chunked(total)` once chunking is done, with the number
+    of chunks to embed; `problems` (files that could not be read) are carried into the report.
+    """
     t0 = time.perf_counter()
-    report = IngestReport()
+    report = IngestReport(problems=list(problems or []))
     expect = {"embedder": embedder.id, "dim": embedder.dim, "chunking": chunk_settings(chunk_size, chunk_overlap)}
     try:
         old = VectorIndex.load(index_dir, expect)
@@ -210,13 +237,22 @@ def ingest(
         (report.changed if prev else report.added).append(doc.doc_id)
         chunks = chunk_document(doc, chunk_size, chunk_overlap)
         to_embed.extend(chunks)
-        documents[doc.doc_id] = {"sha256": doc.sha256, "chunks": len(chunks), "chars": len(doc.text)}
+        documents[doc.doc_id] = {
+            "sha256": doc.sha256,
+            "chunks": len(chunks),
+            "chars": len(doc.text),
+            "type": doc.kind,
+            "pages": doc.pages,
+            "text": store_text(index_dir, doc.text) if doc.derived else None,
+        }
+    if on_chunked:
+        on_chunked(len(to_embed))
 
     vectors = []
     batch = 64
     for i in range(0, len(to_embed), batch):
         part = to_embed[i : i + batch]
-        vectors.append(embedder.embed([c.text for c in part]))
+        vectors.append(embedder.embed([c.search_text for c in part]))
         if progress:
             progress(len(part))
     new_vectors = np.concatenate(vectors) if vectors else np.zeros((0, embedder.dim), dtype=np.float32)
@@ -239,6 +275,32 @@ def ingest(
     report.chunks_total = len(index)
     report.seconds = time.perf_counter() - t0
     return index, report
+
+
+def store_text(index_dir: Path, text: str) -> str:
+    """Write an extracted text once, named by its content; returns its path relative to the index folder."""
+    data = text.encode("utf-8")
+    name = f"{TEXTS}/{hashlib.sha256(data).hexdigest()}.txt"
+    path = index_dir / name
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write_bytes(path, data)
+    return name
+
+
+def changed_documents(index: VectorIndex, seeds_dir: Path) -> list[str]:
+    """Indexed documents whose file changed or is gone (by sha256 of the bytes, without parsing)."""
+    from rag.documents import sha256_bytes
+
+    out = []
+    for doc_id, meta in index.documents.items():
+        path = seeds_dir / doc_id
+        try:
+            if sha256_bytes(path.read_bytes()) != meta["sha256"]:
+                out.append(doc_id)
+        except OSError:
+            out.append(doc_id)
+    return sorted(out)
 
 
 def stale_documents(index: VectorIndex, docs: list[Document]) -> list[str]:

@@ -8,12 +8,12 @@ from typing import Callable, Iterator
 
 from rag.answering import Answerer, Prepared
 from rag.contract import Answer, StreamEvent
-from rag.documents import load_corpus
+from rag.documents import Corpus, raise_empty, scan_corpus
 from rag.embedding import Embedder, SentenceTransformerEmbedder
 from rag.errors import RagError
 from rag.fitted import AnsweringModel
 from rag.generation import Generator
-from rag.index import IngestReport, VectorIndex, chunk_settings, ingest, stale_documents
+from rag.index import IngestReport, VectorIndex, changed_documents, chunk_settings, ingest
 from rag.prompts import Templates
 from rag.refusal import RefusalPolicy
 from rag.retrieval import HybridRetriever, Passage
@@ -78,18 +78,34 @@ def index_expectations(settings: Settings, embedder: Embedder) -> dict:
 
 
 def run_ingest(
-    settings: Settings, embedder: Embedder, progress: Callable[[int], object] | None = None
+    settings: Settings,
+    embedder: Embedder,
+    progress: Callable[[int], object] | None = None,
+    corpus: Corpus | None = None,
+    on_chunked: Callable[[int], object] | None = None,
 ) -> tuple[VectorIndex, IngestReport]:
-    docs = load_corpus(settings.seeds_dir)
-    return ingest(docs, settings.index_dir, embedder, settings.chunk_size, settings.chunk_overlap, progress)
+    """Index the documents folder; unreadable files are listed in the report's `problems`, not fatal."""
+    corpus = corpus or scan_corpus(settings.seeds_dir)
+    if not corpus.documents:
+        raise_empty(settings.seeds_dir, corpus.problems)
+    return ingest(
+        corpus.documents,
+        settings.index_dir,
+        embedder,
+        settings.chunk_size,
+        settings.chunk_overlap,
+        progress,
+        problems=corpus.problems,
+        on_chunked=on_chunked,
+    )
 
 
 def load_index(settings: Settings, embedder: Embedder, warn_stale: bool = True) -> VectorIndex:
     index = VectorIndex.load(settings.index_dir, index_expectations(settings, embedder))
     if warn_stale:
-        try:
-            stale = stale_documents(index, load_corpus(settings.seeds_dir))
-        except RagError:  # a missing seeds folder should not stop answering from the index
+        try:  # hashes only: parsing every PDF again just to warn would slow every start
+            stale = changed_documents(index, settings.seeds_dir)
+        except Exception:  # noqa: BLE001 - a missing seeds folder should not stop answering from the index
             stale = []
         if stale:
             log.warning("index is out of date for %s; run `rag ingest` to update it", ", ".join(stale[:5]))

@@ -94,7 +94,7 @@ class HybridRetriever:
     ):
         self.index = index
         self.embedder = embedder
-        self.bm25 = BM25([c.text for c in index.chunks])
+        self.bm25 = BM25([c.search_text for c in index.chunks])  # heading path + text
         self.candidates = candidates
         self.rrf_k = rrf_k
         self.dense_weight = dense_weight

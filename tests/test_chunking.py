@@ -59,3 +59,49 @@ def test_overlap_repeats_trailing_sentences(tmp_path):
     for a, b in zip(overlapped, overlapped[1:]):
         assert b.start < a.end  # the last sentence of a is repeated at the start of b
         assert text[b.start : a.end].startswith("Sentence number")
+
+
+def _doc(tmp_path, text: str, name: str = "big.txt"):
+    (tmp_path / name).write_text(text, "utf-8")
+    return load_document(tmp_path / name, tmp_path)
+
+
+def test_chunking_is_linear_in_document_length(tmp_path):
+    """1 MB of short sentences with abbreviations took 133 s when every period re-scanned text[:dot]."""
+    import time
+
+    sentence = "Mr. Smith met Dr. Wang in the U.S. capital on Monday. They talked about trade. "
+    text = "\n\n".join(sentence * 12 for _ in range(1_000_000 // (len(sentence) * 12)))
+    doc = _doc(tmp_path, text)
+    t0 = time.perf_counter()
+    chunks = chunk_document(doc, 320, 0)
+    seconds = time.perf_counter() - t0
+    assert len(text) > 950_000 and seconds < 10, f"{seconds:.1f} s for 1 MB"
+    assert all(text[c.start : c.end] == c.text and len(c.text) <= 320 for c in chunks)
+
+
+@pytest.mark.parametrize("size", [50, 320, 1000])
+def test_every_chunk_respects_chunk_size_even_without_sentence_ends(tmp_path, size):
+    """A 1 MB line with no full stop used to become one chunk; now it is cut at word boundaries."""
+    words = [f"word{i % 997}" for i in range(120_000)]
+    text = " ".join(words) + " " + "x" * (size * 3)  # and one word longer than a chunk
+    doc = _doc(tmp_path, text)
+    chunks = chunk_document(doc, size, 0)
+    assert all(len(c.text) <= size and text[c.start : c.end] == c.text for c in chunks)
+    assert all(not c.text[0].isspace() and not c.text[-1].isspace() for c in chunks)
+    body = [c for c in chunks if not c.text.startswith("x")]
+    assert all(text[c.end] == " " for c in body)  # cut at a word boundary, never inside a word
+    assert chunks[0].start == 0 and chunks[-1].end == len(text)  # nothing lost: only spaces between chunks
+    assert all(a.end <= b.start and not text[a.end : b.start].strip() for a, b in zip(chunks, chunks[1:]))
+
+
+def test_hard_wrapped_paragraph_is_one_paragraph(tmp_path):
+    text = (
+        "The committee met on Tuesday and agreed that the new\n"
+        "warehouse in Porto will open in September, after the\n"
+        "permits arrive.\n\nA second paragraph follows here."
+    )
+    doc = _doc(tmp_path, text)
+    chunks = chunk_document(doc, 320, 0)
+    assert [c.text for c in chunks] == [text.split("\n\n")[0], "A second paragraph follows here."]
+    assert split_sentences(text, chunks[0].start, chunks[0].end) == [(chunks[0].start, chunks[0].end)]

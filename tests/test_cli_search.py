@@ -44,7 +44,7 @@ def test_search_json_from_stdin_answers_every_line(built):
     lines = [json.loads(line) for line in out.stdout.splitlines()]
     assert [x["query"] for x in lines] == ["Who translated the announcement?", "Nvidia chips"]
     first = lines[0]["results"][0]
-    assert set(first) == {"doc", "chunk_id", "start", "end", "text", "score"}
+    assert set(first) == {"doc", "chunk_id", "start", "end", "text", "score", "page", "heading"}
     assert "Youdao" in first["text"] and len(lines[0]["results"]) == 2
     assert SEED_FILE.read_text()[first["start"] : first["end"]] == first["text"]
 

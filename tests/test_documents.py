@@ -2,7 +2,7 @@ import logging
 
 import pytest
 
-from rag.documents import CorpusError, is_boilerplate, load_corpus, load_document
+from rag.documents import CorpusError, is_boilerplate, load_corpus, load_document, scan_corpus
 
 from .conftest import SEED_FILE, SEEDS
 
@@ -60,9 +60,11 @@ def test_doc_id_is_relative_path_and_sha256_is_of_bytes(tmp_path):
 
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "b.md").write_text("# Heading\n\nBody text here.")
-    (tmp_path / "ignored.pdf").write_bytes(b"%PDF")
-    docs = load_corpus(tmp_path)
+    (tmp_path / "broken.pdf").write_bytes(b"%PDF")
+    corpus = scan_corpus(tmp_path)
+    docs = corpus.documents
     assert [d.doc_id for d in docs] == ["sub/b.md"]
+    assert [p.name for p in corpus.problems] == ["broken.pdf"] and "damaged PDF" in corpus.problems[0].reason
     assert docs[0].sha256 == hashlib.sha256((tmp_path / "sub" / "b.md").read_bytes()).hexdigest()
 
 
@@ -78,7 +80,7 @@ def test_binary_and_non_utf8_files_are_skipped_with_a_warning(tmp_path, caplog):
 
 
 def test_empty_or_missing_corpus_is_a_clear_error(tmp_path):
-    with pytest.raises(CorpusError, match="no .txt or .md documents"):
+    with pytest.raises(CorpusError, match="no documents in"):
         load_corpus(tmp_path)
     with pytest.raises(CorpusError, match="does not exist"):
         load_corpus(tmp_path / "nope")

@@ -15,7 +15,7 @@ def test_manifest_describes_the_index(settings, keyword_embedder):
     manifest = json.loads((settings.index_dir / "manifest.json").read_text())
     assert manifest["format_version"] == index_mod.FORMAT_VERSION
     assert manifest["embedder"] == "keyword-fake@1" and manifest["dim"] == 64
-    assert manifest["chunking"] == {"chunk_size": settings.chunk_size, "chunk_overlap": 0, "splitter": "sentence-v1"}
+    assert manifest["chunking"] == {"chunk_size": settings.chunk_size, "chunk_overlap": 0, "splitter": "blocks-v2"}
     (doc_id, meta), = manifest["documents"].items()
     assert len(meta["sha256"]) == 64 and meta["chunks"] == len(idx) == report.chunks_added
     assert report.added == [doc_id]
@@ -76,14 +76,17 @@ def test_incremental_add_change_delete(settings, keyword_embedder):
 
     (seeds / "notes.md").write_text("# Notes\n\nThe Youdao engine rendered the statement. It was quick.")
     idx, report = run_ingest(settings, counting)
-    assert report.added == ["notes.md"] and counting.texts_embedded == report.chunks_added == 2
-    assert len(idx) == base_chunks + 2
+    # a heading is never a passage on its own: it is the heading path of the chunk below it
+    assert report.added == ["notes.md"] and counting.texts_embedded == report.chunks_added == 1
+    assert len(idx) == base_chunks + 1
+    (note,) = [c for c in idx.chunks if c.doc_id == "notes.md"]
+    assert note.heading == "Notes" and note.search_text.startswith("Notes\n")
 
     counting.texts_embedded = 0
     (seeds / "notes.md").write_text("# Notes\n\nA single replaced line.")
     idx, report = run_ingest(settings, counting)
-    assert report.changed == ["notes.md"] and report.chunks_removed == 2 and counting.texts_embedded == 2
-    assert [c.text for c in idx.chunks if c.doc_id == "notes.md"] == ["# Notes", "A single replaced line."]
+    assert report.changed == ["notes.md"] and report.chunks_removed == 1 and counting.texts_embedded == 1
+    assert [c.text for c in idx.chunks if c.doc_id == "notes.md"] == ["A single replaced line."]
 
     (seeds / "notes.md").unlink()
     idx, report = run_ingest(settings, counting)
