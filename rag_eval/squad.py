@@ -744,7 +744,6 @@ def build_index(
     Documents left in workdir/docs by an earlier run with other articles are removed so the index holds
     exactly these articles (ingest is incremental: unchanged documents are not embedded again).
     """
-    from rag.documents import SUFFIXES
     from rag.pipeline import load_embedder, run_ingest
     from rag.settings import build_settings
 
@@ -753,7 +752,7 @@ def build_index(
     docs = write_documents(articles, docs_dir)
     keep = {d.doc_id for d in docs.values()}
     for path in docs_dir.rglob("*"):
-        if path.is_file() and path.suffix.lower() in SUFFIXES and path.relative_to(docs_dir).as_posix() not in keep:
+        if path.is_file() and path.suffix.lower() == ".txt" and path.relative_to(docs_dir).as_posix() not in keep:
             path.unlink()
     settings = build_settings({**(settings_overrides or {}), "seeds_dir": docs_dir, "index_dir": index_dir})
     run_ingest(settings, embedder or load_embedder(settings))
