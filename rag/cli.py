@@ -88,6 +88,9 @@ def format_answer(answer) -> str:
     lines = [answer.answer]
     if answer.refused and answer.reason:
         lines.append(f"  (refused: {answer.reason})")
+    if not answer.refused:
+        for e in answer.evidence:
+            lines.append(f"  evidence [{e.n}]: {e.text}")
     for c in answer.citations:
         rel_start, rel_end = c.start - c.passage_start, c.end - c.passage_start
         marked = c.text[:rel_start] + "⟦" + c.text[rel_start:rel_end] + "⟧" + c.text[rel_end:]

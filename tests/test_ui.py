@@ -254,3 +254,11 @@ def test_followup_pairs_file_is_well_formed():
         assert row["evidence"] in seed, row["id"]
         if not row.get("heldout"):  # held-out rows were written after the rules were fixed; they may miss
             assert is_followup(row["followup"]) != bool(row.get("standalone")), row["id"]
+
+
+def test_answer_html_shows_the_evidence_sentence_under_the_short_answer():
+    answer = final_answer()
+    answer["evidence"] = [{"n": 1, "source": DOC, "start": P1_START, "end": P1_START + len(P1), "text": P1}]
+    out = render.answer_html(answer)
+    assert out.index('class="rag-answer"') < out.index('class="rag-evidence"')
+    assert "<mark>Wednesday, December 6, 2023</mark>" in out and "Brad Smith" in out

@@ -59,12 +59,29 @@ def answer_html(answer: Mapping[str, Any], searched: str | None = None) -> str:
     else:
         titles = {c["n"]: f"{c.get('source', '')}: “{c.get('quote', '')}”" for c in answer.get("citations") or []}
         parts.append(f'<div class="rag-answer">{with_badges(answer.get("answer", ""), titles)}</div>')
+        parts.append(evidence_html(answer))
     if searched:
         parts.append(followup_note(searched))
     meta = meta_line(answer)
     if meta:
         parts.append(meta)
     return "".join(parts)
+
+
+def evidence_html(answer: Mapping[str, Any]) -> str:
+    """The whole sentence(s) the short answer was taken from, under it, with the answer's words marked."""
+    quotes = [c.get("quote", "") for c in answer.get("citations") or []]
+    rows = []
+    for e in answer.get("evidence") or []:
+        text = e.get("text", "")
+        quote = next((q for q in quotes if q and q in text), "")
+        if quote:
+            i = text.index(quote)
+            body = f"{text_html(text[:i])}<mark>{text_html(quote)}</mark>{text_html(text[i + len(quote):])}"
+        else:
+            body = text_html(text)
+        rows.append(f'<div class="rag-evidence">{badge(e.get("n", ""))} “{body}”</div>')
+    return "".join(rows)
 
 
 def streaming_html(raw: str, searched: str | None = None) -> str:
@@ -216,6 +233,7 @@ CSS = """
 .rag-error { border-left: 4px solid #dc2626; background: rgba(220, 38, 38, .10); padding: .45em .7em; border-radius: 4px; }
 .rag-loading { border-left: 4px solid #6b7280; background: rgba(107, 114, 128, .12); padding: .45em .7em; border-radius: 4px; }
 .rag-note, .rag-meta { font-size: .78em; opacity: .7; margin-top: .35em; }
+.rag-evidence { font-size: .85em; opacity: .85; margin-top: .35em; border-left: 3px solid #cbd5e1; padding-left: .5em; }
 .rag-muted { opacity: .7; font-style: italic; }
 .rag-cursor { animation: rag-blink 1s steps(1) infinite; margin-left: .1em; }
 @keyframes rag-blink { 50% { opacity: 0; } }
