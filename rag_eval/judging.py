@@ -57,10 +57,6 @@ def missing_parts(answer_text: str, parts: list[list[str]]) -> list[list[str]]:
     return [part for part in parts if not any(contains_phrase(text, alias) for alias in part)]
 
 
-def is_correct(answer_text: str, parts: list[list[str]]) -> bool:
-    return bool(parts) and not missing_parts(answer_text, parts)
-
-
 def token_f1(prediction: str, truth: str) -> float:
     """SQuAD token F1: harmonic mean of token precision and recall over the normalized bags of words."""
     pred, gold = normalize(prediction).split(), normalize(truth).split()
