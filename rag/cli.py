@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ask)
 
     # Commands implemented in their own modules; each module keeps heavy imports inside functions.
-    import rag_eval.bench as bench
+    import rag_eval.bench.command as bench
     import rag_eval.evaluate as evaluation
     from rag import server
 

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from rag_eval.bench import add_arguments, command, report, startup
+from rag_eval.bench import command, report, startup
 from rag_eval.bench.prepare import Prepared, prepare
 
 from .conftest import ROOT
@@ -33,7 +33,7 @@ def test_top_imports_reads_importtime_output():
     assert startup.top_imports(stderr, 2) == [("rag_eval.evaluate", 138.391), ("site", 135.444)]
 
 
-@pytest.mark.parametrize("module", ["rag_eval.bench", "rag_eval.evaluate", "rag.cli"])
+@pytest.mark.parametrize("module", ["rag_eval.bench.command", "rag_eval.evaluate", "rag.cli"])
 def test_command_modules_import_only_the_standard_library(module):
     """The CLI imports these to build its parser: `rag --help` must not load numpy, torch, llama.cpp…"""
     code = f"import sys, {module}; heavy = {{'numpy', 'torch', 'faiss', 'llama_cpp', 'fastapi', 'pydantic'}}; " \
@@ -44,7 +44,7 @@ def test_command_modules_import_only_the_standard_library(module):
 
 def test_arguments_and_the_default_report_path():
     parser = argparse.ArgumentParser()
-    add_arguments(parser)
+    command.add_arguments(parser)
     args = parser.parse_args(["--json", "--quick", "--out", "x.md"])
     assert args.json and args.quick and args.out == Path("x.md")
     assert parser.parse_args([]).out is None  # a run folder, never the tracked eval/bench.md

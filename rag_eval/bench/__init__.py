@@ -3,7 +3,7 @@
 Everything is measured on this machine with the configured model and embedder; nothing is estimated
 unless the report says so.
 
-    command     the run and the command line (`add_arguments`, `run_command`, re-exported here)
+    command     the run and the command line (`add_arguments`, `run_command`; rag.cli registers it)
     clock       timing and bookkeeping helpers
     corpus      the synthetic corpus and the scaled-up indexes
     startup     `rag --help`, cold start in a child process, embedder load
@@ -13,7 +13,3 @@ unless the report says so.
     server      /ask latency over HTTP, one and several clients
     report      the markdown table, targets, findings and `--json`
 """
-
-from rag_eval.bench.command import add_arguments, run_command
-
-__all__ = ["add_arguments", "run_command"]
