@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 
 from rag_eval.bench import command, report, startup
-from rag_eval.bench.prepare import Prepared, prepare
+from rag_eval.bench.generation import build_prompts
 
 from .conftest import ROOT
 
@@ -52,28 +52,18 @@ def test_arguments_and_the_default_report_path():
 
 
 # --- the prompts the bench times: the pipeline's own ---------------------------------------------------------------
-def test_prepare_uses_the_pipeline_hook_when_there_is_one():
-    made = Prepared([], [{"role": "user", "content": "q"}], "root ::= \"x\"", 8, {"search": 1.0})
-    pipeline = SimpleNamespace(prepare=lambda question, k=None: made)
-    assert prepare(pipeline, "q") is made
+def test_prompts_are_what_pipeline_prepare_returns_and_refusals_are_skipped():
+    def prepared(question):
+        if "off-topic" in question:
+            return SimpleNamespace(messages=None, grammar=None, max_tokens=0, passages=[], steps_ms={"search": 1.0})
+        return SimpleNamespace(messages=[{"role": "user", "content": question}], grammar="root ::= \"x\"",
+                               max_tokens=24, passages=[], steps_ms={"search": 1.0, "plan": 2.0})  # fmt: skip
 
-
-def test_prepare_falls_back_to_the_answerer_steps_and_marks_refusals():
-    """Until Pipeline.prepare exists: search, fit_budget, relevance gate, plan, as Answerer.stream runs them."""
-    passages = [SimpleNamespace(dense=0.9, chunk=SimpleNamespace(text="t", doc_id="d", chunk_id="d#0", start=0, end=1))]
-
-    def answerer(relevance: float, grammar):
-        passages[0].dense = relevance
-        return SimpleNamespace(
-            retrieve=lambda q, k=None: list(passages), fit_budget=lambda q, p: p, max_tokens=24,
-            policy=SimpleNamespace(min_relevance=0.5), plan=lambda q, numbered: ([{"content": q}], grammar, None),
-        )  # fmt: skip
-
-    ready = prepare(SimpleNamespace(answerer=answerer(0.9, "g")), " q ")
-    assert (ready.messages, ready.grammar, ready.max_tokens) == ([{"content": "q"}], "g", 24)
-    assert set(ready.steps_ms) == {"search", "fit_budget", "plan"}
-    assert prepare(SimpleNamespace(answerer=answerer(0.1, "g")), "q").messages is None  # off-topic
-    assert prepare(SimpleNamespace(answerer=answerer(0.9, None)), "q").messages is None  # no evidence sentence
+    pipeline = SimpleNamespace(prepare=prepared)  # no answerer: the all-passages variant is left out
+    prompts = build_prompts(pipeline, ["a?", "off-topic?", "b?", "c?"], 2)
+    assert [p.question for p in prompts] == ["a?", "b?"]
+    assert prompts[0].messages == [{"role": "user", "content": "a?"}] and prompts[0].max_tokens == 24
+    assert prompts[0].steps_ms == {"search": 1.0, "plan": 2.0} and prompts[0].full_messages is None
 
 
 # --- end to end --------------------------------------------------------------------------------------------

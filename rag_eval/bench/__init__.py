@@ -8,7 +8,6 @@ unless the report says so.
     corpus      the synthetic corpus and the scaled-up indexes
     startup     `rag --help`, cold start in a child process, embedder load
     retrieval   search latency at the seed, synthetic and scaled sizes; ingest rate
-    prepare     the prompts the pipeline builds (`Pipeline.prepare`)
     generation  TTFT, tokens/s, overhead against raw llama-cpp-python, prompt work, threads
     server      /ask latency over HTTP, one and several clients
     report      the markdown table, targets, findings and `--json`

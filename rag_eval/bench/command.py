@@ -85,7 +85,7 @@ def _answering(settings, embedder, plan: Plan, questions: list[str], loads: dict
         "model": pipeline.generator.model_name,
         "mode": pipeline.info()["mode"],
         "seed_chunks": len(pipeline.index),
-        "embedder_shared": getattr(pipeline.answerer, "embedder", None) is pipeline.embedder,
+        "embedder_shared": getattr(pipeline.answerer.strategy, "embedder", pipeline.embedder) is pipeline.embedder,
         "index_size_mb_seed": dir_mb(settings.index_dir),
         "retrieve_p50_ms_seed": round(percentile(seed_times, 50), 2),
         "retrieve_p95_ms_seed": round(percentile(seed_times, 95), 2),

@@ -1,6 +1,6 @@
 """Generation: time to first token, tokens/s, the overhead against raw llama-cpp-python, prompt work, threads.
 
-Every prompt is the one the pipeline itself builds (`rag_eval.bench.prepare`), and llama.cpp is timed with
+Every prompt is the one the pipeline itself builds (`Pipeline.prepare`), and llama.cpp is timed with
 wall clocks through public llama-cpp-python calls only: a streamed completion gives the time to the first
 token (prompt evaluation + one sampling step) and the decoding time after it; a completion with
 max_tokens=1 gives prompt processing time.
@@ -15,7 +15,6 @@ import time
 from typing import NamedTuple
 
 from rag_eval.bench.clock import median_of, ms_since, progress, timed
-from rag_eval.bench.prepare import all_passages_messages, prepare
 
 RESET_PROMPTS = 4  # prompts evaluated from an empty KV cache in the (a)/(b) before-and-after
 
@@ -28,15 +27,15 @@ class Prompt(NamedTuple):
     grammar: str | None
     max_tokens: int
     steps_ms: dict
-    full_messages: list[dict] | None  # None when the counterfactual cannot be built (see prepare.py)
+    full_messages: list[dict] | None  # None when the counterfactual cannot be built (see all_passages_messages)
 
 
 def build_prompts(pipeline, questions: list[str], n: int) -> list[Prompt]:
-    """The first `n` questions that reach the model (refusals before generation never do), as prepared by the
-    pipeline, with the time each of its steps took."""
+    """The first `n` questions that reach the model (refusals before generation never do), as
+    `pipeline.prepare` builds them, with the time each of its steps took."""
     prompts = []
     for q in questions:
-        prepared = prepare(pipeline, q)
+        prepared = pipeline.prepare(q)
         if prepared.messages is None:
             continue
         full = all_passages_messages(pipeline, q, prepared.passages)
@@ -44,6 +43,19 @@ def build_prompts(pipeline, questions: list[str], n: int) -> list[Prompt]:
         if len(prompts) == n:
             break
     return prompts
+
+
+def all_passages_messages(pipeline, question: str, passages: list) -> list[dict] | None:
+    """The counterfactual prompt for the (b) comparison: every retrieved passage shown, no sentence selection.
+
+    Not part of the answer flow, so no hook exists for it: built with the mode strategy's `messages`; None
+    (and the two (b) rows left out of the report) when the pipeline has no such strategy.
+    """
+    from rag.citations import number_passages
+
+    strategy = getattr(getattr(pipeline, "answerer", None), "strategy", None)
+    build = getattr(strategy, "messages", None)
+    return build(question.strip(), number_passages(passages)) if build else None
 
 
 def raw_completion(llama, messages: list[dict], grammar: str | None, max_tokens: int) -> dict:
@@ -75,7 +87,7 @@ def stream_pass(pipeline, prompts: list[Prompt]) -> list[dict]:
         t0 = time.perf_counter()
         stamps = []
         for event in pipeline.ask_stream(p.question):
-            if event[0] == "token":
+            if event.kind == "token":
                 stamps.append(time.perf_counter())
         rows.append({"total_ms": ms_since(t0), "ttft_ms": (stamps[0] - t0) * 1000 if stamps else math.nan,
                      "tokens": len(stamps), "decode_s": stamps[-1] - stamps[0] if stamps else 0.0})  # fmt: skip

@@ -140,7 +140,7 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("Speed work", "embed_first_ms", "(c) first embed call (ms)", "one query right after load"),
     ("Speed work", "embed_warm_p50_ms", "(c) warmed embed call (ms, median)", "20 single queries"),
     ("Speed work", "embedder_shared", "(c) one embedder for retrieval and sentence selection",
-     "pipeline.answerer.embedder is pipeline.embedder"),
+     "the answer strategy's embedder is pipeline.embedder"),
     ("Speed work", "help_s", "(d) `python -m rag.cli --help` (s, median)", "wall time, fresh interpreter"),
     ("Speed work", "help_top_imports", "(d) slowest top-level imports for --help", "python -X importtime, cumulative"),
     ("llama.cpp threads", "llama_threads", "threads the pipeline's context uses", "RAG_N_THREADS, or all cores "

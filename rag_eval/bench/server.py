@@ -106,7 +106,7 @@ def measure_asks(pipeline, settings, questions: list[str], clients: int) -> dict
         server = None
     if server is None:
         via = "pipeline.ask, concurrent calls from threads (the HTTP API was not importable)"
-        one, many = _asks(lambda _, q: pipeline.ask(q).timings["total_ms"], object, questions, clients)
+        one, many = _asks(lambda _, q: pipeline.ask(q).timings.total_ms, object, questions, clients)
     else:
         via = "HTTP POST /ask (rag.api.create_app under uvicorn in a thread, httpx clients)"
         with server as base:
