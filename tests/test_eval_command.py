@@ -15,7 +15,7 @@ from rag_eval import metrics as mt
 from rag_eval import report as rp
 
 from .conftest import ROOT, SEEDS
-from .eval_helpers import FakePipeline, answer, citation, passage, question, refusal, seeds, write_questions  # noqa: F401
+from .support.eval_fakes import FakePipeline, answer, citation, passage, question, refusal, seeds, write_questions  # noqa: F401
 
 
 # --- the runner with a fake pipeline ------------------------------------------------------------------------------------------

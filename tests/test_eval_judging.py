@@ -9,7 +9,7 @@ from rag_eval import judging as jd
 from rag_eval import metrics as mt
 from rag_eval.stats import wilson
 
-from .eval_helpers import OTHER, answer, citation, passage, question, read, refusal, seeds  # noqa: F401 - fixtures
+from .support.eval_fakes import OTHER, answer, citation, passage, question, read, refusal, seeds  # noqa: F401 - fixtures
 
 # --- text matching -------------------------------------------------------------------------------------------------------
 def test_normalize_lowercases_and_drops_punctuation_articles_and_extra_space():
