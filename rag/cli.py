@@ -152,7 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ask)
 
     # Commands implemented in their own modules; each module keeps heavy imports inside functions.
-    from rag import bench, evaluation, server
+    import rag_eval.bench.command as bench
+    import rag_eval.evaluate as evaluation
+    from rag import server
 
     for name, module, help_text in [
         ("eval", evaluation, "run the evaluation questions and write results, report and chart"),

@@ -2,8 +2,10 @@
 
 import pytest
 
-from rag.evalset import evidence_rank, load_questions, retrieval_metrics
 from rag.pipeline import Pipeline, run_ingest
+from rag_eval.judging import evidence_rank
+from rag_eval.metrics import retrieval_metrics
+from rag_eval.questions import load_questions
 
 from .conftest import ROOT
 

@@ -1,9 +1,9 @@
 """/ask latency of a running `rag serve`, seen from its clients: p50/p95 for one client, then for several.
 
     .venv/bin/rag serve --port 8000 &
-    .venv/bin/python eval/api_latency.py --url http://127.0.0.1:8000 [--requests 20] [--clients 4] [--json]
+    .venv/bin/python -m rag_eval.api_latency --url http://127.0.0.1:8000 [--requests 20] [--clients 4] [--json]
 
-Questions come from eval/questions.jsonl in order (cycled). One warm-up request is not counted: the
+Questions come from eval/questions.jsonl (or --questions) in order (cycled). One warm-up request is not counted: the
 first answer pays for compiling the grammar and filling llama.cpp's prompt cache. With more clients than
 `queue_size + 1` some requests get 503 by design; they are counted, not timed.
 """
@@ -20,23 +20,9 @@ from pathlib import Path
 
 import httpx
 
-QUESTIONS = Path(__file__).resolve().parent / "questions.jsonl"
-
-
-def load_questions(path: Path = QUESTIONS) -> list[str]:
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line)["question"] for line in f if line.strip()]
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Linear interpolation between the closest ranks (numpy's default), without numpy."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    pos = (len(ordered) - 1) * q / 100
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+from rag_eval import DEFAULT_QUESTIONS
+from rag_eval.questions import question_texts
+from rag_eval.stats import percentile
 
 
 def ask(client: httpx.Client, question: str) -> tuple[int, float, float | None]:
@@ -85,9 +71,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--per-client", type=int, default=5)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--questions", type=Path, default=DEFAULT_QUESTIONS, help="questions JSONL")
     args = parser.parse_args()
 
-    questions = load_questions()
+    questions = question_texts(args.questions)
     run_client(args.url, args.token, questions[:1])  # warm-up
     report = {
         "load_average": os.getloadavg()[0],

@@ -1,4 +1,10 @@
-"""Hand-written evaluation questions (eval/questions.jsonl) and the retrieval metrics over them."""
+"""Question sets in JSONL (eval/questions.jsonl): one question per line, validated, with exact evidence.
+
+Fields: `id`, `category`, `question`, `answers` (parts, each a list of accepted aliases), `answerable`,
+`evidence` (exact substrings of the source), optional `forbidden`. A file that cannot be used is an
+`EvalSetError` naming the file and line. pydantic is imported here at module level, so the command
+modules import this one inside their functions.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-
-from rag.errors import EvalSetError  # noqa: E402,F401 - re-exported
+from rag.errors import EvalSetError
+from rag_eval import DEFAULT_QUESTIONS
 
 
 class Question(BaseModel):
@@ -57,27 +63,6 @@ def load_questions(path: Path) -> list[Question]:
     return questions
 
 
-def evidence_rank(passages, evidence: list[str]) -> int | None:
-    """1-based rank of the first passage holding (or overlapping) any evidence string."""
-    for rank, p in enumerate(passages, 1):
-        if any(covers(getattr(p, "text", None) or p.chunk.text, e) for e in evidence):
-            return rank
-    return None
-
-
-def covers(text: str, evidence: str, min_overlap: int = 20) -> bool:
-    """Evidence is in text, or a long-enough piece of it is (a chunk may cut an evidence span)."""
-    if evidence in text:
-        return True
-    n = min(min_overlap, len(evidence))
-    return any(evidence[i : i + n] in text for i in range(0, len(evidence) - n + 1))
-
-
-def retrieval_metrics(ranks: list[int | None], k: int) -> dict:
-    n = len(ranks) or 1
-    return {
-        "hit@1": sum(1 for r in ranks if r == 1) / n,
-        f"hit@{k}": sum(1 for r in ranks if r is not None and r <= k) / n,
-        "mrr": sum(1 / r for r in ranks if r) / n,
-        "n": len(ranks),
-    }
+def question_texts(path: Path = DEFAULT_QUESTIONS) -> list[str]:
+    """Just the questions of a set, in file order (the benchmarks ask them; they judge nothing)."""
+    return [q.question for q in load_questions(path)]

@@ -1,0 +1,255 @@
+"""The bench's report: the markdown table of every measured value and how, the targets, findings, `--json`."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+
+REQUIRED_KEYS = (
+    "ask_p50_ms",
+    "ask_p95_ms",
+    "ttft_ms",
+    "gen_tokens_per_s",
+    "retrieve_p50_ms_10k",
+    "retrieve_p50_ms_100k",
+    "overhead_ratio",
+    "cold_start_s",
+    "peak_rss_mb",
+)
+
+# key -> (target, "<=" or ">="): the issue's targets for the default model.
+
+
+TARGETS = {
+    "ask_p50_ms": (1000.0, "<="),
+    "ask_p95_ms": (2000.0, "<="),
+    "retrieve_p50_ms_10k": (20.0, "<="),
+    "overhead_ratio": (1.10, "<="),
+    "cold_start_s": (15.0, "<="),
+    "peak_rss_mb": (1536.0, "<="),
+}
+
+
+def check_targets(results: dict) -> dict[str, bool]:
+    """Which targets are met (keys without a numeric result are left out)."""
+    met = {}
+    for key, (target, op) in TARGETS.items():
+        value = results.get(key)
+        if isinstance(value, (int, float)) and not math.isnan(value):
+            met[key] = value <= target if op == "<=" else value >= target
+    return met
+
+
+def _fmt(value) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {_fmt(v)}" for k, v in value.items())
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "n/a"
+        return f"{value:,.3f}".rstrip("0").rstrip(".") if abs(value) < 10 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+# (section, key, label, how it was measured); {names} in label and how are filled from the results.
+
+
+ROWS: list[tuple[str, str, str, str]] = [
+    ("Answering", "ask_p50_ms", "/ask median, 1 client (ms)", "{ask_via}; {ask_n} eval questions, model warm"),
+    ("Answering", "ask_p95_ms", "/ask p95, 1 client (ms)", "same requests"),
+    ("Answering", "ask_p50_ms_concurrent", "/ask median, {clients} concurrent clients (ms)",
+     "same route, {clients} clients sharing twice the questions; one llama context, so requests queue"),
+    ("Answering", "ask_p95_ms_concurrent", "/ask p95, {clients} concurrent clients (ms)", "same requests"),
+    ("Answering", "ask_pipeline_p50_ms", "server-side answer time, 1 client (ms, median)",
+     "timings.total_ms of the same responses: pipeline.ask from retrieval to verified answer"),
+    ("Answering", "http_overhead_ms", "HTTP cost per request (ms, median)",
+     "client-side time minus the server-side total_ms of the same response"),
+    ("Answering", "first_answer_ms", "first answer after loading (ms)",
+     "cold-start child's first ask: empty KV cache, so the whole prompt is evaluated"),
+    ("Answering", "ttft_ms", "time to first token (ms, median)",
+     "pipeline.ask_stream: call to first token event (retrieval, sentence selection, prompt eval, 1st token)"),
+    ("Answering", "gen_tokens_per_s", "generation speed (tokens/s)",
+     "streamed tokens after the first / time from first to last token, under the answer grammar"),
+    ("Answering", "tokens_per_answer_p50", "tokens per answer (median)", "same streams"),
+    ("Answering", "prompt_tokens_p50", "prompt tokens per question (median)",
+     "usage.prompt_tokens of the exact chat the pipeline sends; budget {prompt_token_budget}"),
+    ("Answering", "prompt_tokens_max", "prompt tokens per question (max)", "same"),
+    ("Overhead vs raw llama-cpp-python", "overhead_ratio", "overhead_ratio (end to end)",
+     "sum of pipeline.ask_stream time / sum of raw llama time on the same {overhead_questions} questions; "
+     "the pipeline side includes retrieval, sentence selection, grammar building and citation checks"),
+    ("Overhead vs raw llama-cpp-python", "generate_overhead_ratio", "generate-only ratio",
+     "sum of pipeline generator.generate time / sum of raw llama time, same messages and grammar"),
+    ("Overhead vs raw llama-cpp-python", "raw_generate_p50_ms", "raw create_chat_completion (ms, median)",
+     "same messages + LlamaGrammar.from_string(same GBNF), temperature 0, same max_tokens, streamed"),
+    ("Overhead vs raw llama-cpp-python", "raw_first_token_p50_ms", "  of which to the first token (ms, median)",
+     "wall clock: prompt eval after the reused prefix + one sampling step"),
+    ("Overhead vs raw llama-cpp-python", "raw_decode_p50_ms", "  of which first to last token (ms, median)",
+     "wall clock; {raw_decode_ms_per_token} ms per token, sampling under the grammar included"),
+    ("Overhead vs raw llama-cpp-python", "pipeline_generate_p50_ms", "pipeline generator.generate (ms, median)",
+     "lock, seed, streamed chunks"),
+    ("Overhead vs raw llama-cpp-python", "pipeline_ask_stream_p50_ms", "pipeline.ask_stream (ms, median)",
+     "whole answer"),
+    ("Overhead vs raw llama-cpp-python", "pipeline_steps_ms", "pipeline steps besides generation (ms, median)",
+     "Pipeline.prepare's step timings: search, fit_budget (token counting), plan (sentence selection + grammar)"),
+    ("Retrieval", "retrieve_p50_ms_seed", "search p50, seed corpus, {seed_chunks} chunks (ms)",
+     "pipeline.search: query embedding + FAISS flat IP + BM25 + fusion"),
+    ("Retrieval", "retrieve_p95_ms_seed", "search p95, seed corpus (ms)", "same"),
+    ("Retrieval", "retrieve_p50_ms_synthetic", "search p50, {synthetic_chunks} synthetic chunks (ms)",
+     "the index built by the ingest below (all vectors real)"),
+    ("Retrieval", "retrieve_p50_ms_10k", "search p50, {size_a} chunks (ms)", "{scale_how}"),
+    ("Retrieval", "retrieve_p95_ms_10k", "search p95, {size_a} chunks (ms)", "same"),
+    ("Retrieval", "retrieve_steps_ms_10k", "search steps at {size_a} (ms, median)", "each step timed alone"),
+    ("Retrieval", "retrieve_p50_ms_100k", "search p50, {size_b} chunks (ms)", "{scale_how}"),
+    ("Retrieval", "retrieve_p95_ms_100k", "search p95, {size_b} chunks (ms)", "same"),
+    ("Retrieval", "retrieve_steps_ms_100k", "search steps at {size_b} (ms, median)", "each step timed alone"),
+    ("Retrieval", "index_build_s_100k", "index + BM25 build at {size_b} chunks (s)",
+     "VectorIndex + HybridRetriever construction, about what loading that index costs"),
+    ("Ingest and index", "ingest_s_per_1k_chunks", "ingest seconds per 1,000 chunks",
+     "rag ingest from scratch of {synthetic_docs} synthetic documents ({synthetic_chunks} chunks), real embedder"),
+    ("Ingest and index", "index_size_mb_seed", "index size on disk, seed (MB)", "{seed_chunks} chunks"),
+    ("Ingest and index", "index_size_mb_synthetic", "index size on disk, synthetic (MB)", "{synthetic_chunks} chunks"),
+    ("Ingest and index", "index_size_mb_10k", "index size on disk, {size_a} chunks (MB)", "VectorIndex.save"),
+    ("Ingest and index", "index_size_mb_100k", "index size on disk, {size_b} chunks (MB)", "VectorIndex.save"),
+    ("Startup and memory", "cold_start_s", "cold start to ready (s)",
+     "fresh child process, spawn to pipeline loaded (embedder, index, GGUF, BM25)"),
+    ("Startup and memory", "cold_start_phases_s", "cold start phases (s)", "timed inside that child"),
+    ("Startup and memory", "cold_first_answer_s", "cold start to first answer (s)", "same child, one question"),
+    ("Startup and memory", "peak_rss_mb", "peak RSS of a serving process (MB)",
+     "ru_maxrss of that child after its first answer"),
+    ("Startup and memory", "bench_rss_mb_after_asks", "peak RSS of this process after the /ask runs (MB)",
+     "pipeline + uvicorn + httpx, before the large synthetic indexes"),
+    ("Startup and memory", "bench_peak_rss_mb", "peak RSS of this process at the end (MB)",
+     "includes the {size_b}-chunk index"),
+    ("Speed work", "kv_prompt_p50_ms_reused", "(a) prompt eval, prefix reused from the last question (ms, median)",
+     "raw, max_tokens=1, the first {kv_questions} questions; the fixed system + worked-example prefix is "
+     "~{kv_prefix_tokens} tokens"),
+    ("Speed work", "kv_prompt_p50_ms_reset", "(a) prompt eval after llama.reset() (ms, median)",
+     "same prompts, KV cache emptied before each"),
+    ("Speed work", "budget_prompt_tokens_p50", "(b) prompt tokens, the pipeline's prompt (median)",
+     "selected sentence only, passages fitted to the {prompt_token_budget}-token budget"),
+    ("Speed work", "full_prompt_tokens_p50", "(b) prompt tokens with all k passages shown (median)", "same questions"),
+    ("Speed work", "budget_prompt_p50_ms", "(b) prompt eval, the pipeline's prompt (ms, median)",
+     "max_tokens=1 after reset"),
+    ("Speed work", "full_prompt_p50_ms", "(b) prompt eval, all k passages (ms, median)", "max_tokens=1 after reset"),
+    ("Speed work", "embedder_load_s", "(c) embedder load (s)", "SentenceTransformer from the bundled folder"),
+    ("Speed work", "embed_first_ms", "(c) first embed call (ms)", "one query right after load"),
+    ("Speed work", "embed_warm_p50_ms", "(c) warmed embed call (ms, median)", "20 single queries"),
+    ("Speed work", "embedder_shared", "(c) one embedder for retrieval and sentence selection",
+     "the answer strategy's embedder is pipeline.embedder"),
+    ("Speed work", "help_s", "(d) `python -m rag.cli --help` (s, median)", "wall time, fresh interpreter"),
+    ("Speed work", "help_top_imports", "(d) slowest top-level imports for --help", "python -X importtime, cumulative"),
+    ("llama.cpp threads", "llama_threads", "threads the pipeline's context uses", "RAG_N_THREADS, or all cores "
+     "when unset (llama-cpp-python's own default is cores/2 for decoding)"),
+    ("llama.cpp threads", "prompt_ms_per_token_1t", "prompt eval, 1 thread (ms/token)",
+     "llama.eval of one prompt on a separate Llama(n_threads=1) of the same GGUF"),
+    ("llama.cpp threads", "prompt_ms_per_token_all", "prompt eval, {cpus} threads (ms/token)", "same"),
+    ("llama.cpp threads", "decode_ms_per_token_1t", "decoding, 1 thread (ms/token)", "16 single-token evals"),
+    ("llama.cpp threads", "decode_ms_per_token_all", "decoding, {cpus} threads (ms/token)", "same"),
+]
+
+
+TABLE_HEAD = "| measure | value | target | how it was measured |"
+
+
+class _Default(dict):
+    """Placeholders in ROWS whose value was not measured read "?" instead of raising."""
+
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def render_markdown(results: dict) -> str:
+    """The report: one table of every measured value, how it was measured, and the targets."""
+    ctx = {k: _fmt(v) for k, v in results.items()}
+    met = check_targets(results)
+    lines = [
+        "# rag bench",
+        "",
+        f"Measured {results.get('date', '?')} on {results.get('machine', '?')} (load average: "
+        f"{_fmt(results.get('load_average', {}))}); model "
+        f"{results.get('model', '?')} ({results.get('mode', '?')} mode), embedder {results.get('embedder', '?')}; "
+        f"{'quick' if results.get('quick') else 'full'} run took {_fmt(results.get('bench_seconds', math.nan))} s "
+        f"({_fmt(results.get('stage_seconds', {}))}).",
+        "",
+    ]
+    section = None
+    for sec, key, label, how in ROWS:
+        if key not in results:
+            continue
+        if sec != section:
+            section = sec
+            lines += ["", f"## {sec}", "", TABLE_HEAD, "| --- | ---: | --- | --- |"]
+        target = ""
+        if key in TARGETS:
+            goal, op = TARGETS[key]
+            target = f"{op} {_fmt(goal)} " + ("met" if met.get(key) else "**missed**")
+        lines.append(f"| {label.format_map(_Default(ctx))} | {_fmt(results[key])} | {target} | "
+                     f"{how.format_map(_Default(ctx))} |")  # fmt: skip
+    notes = results.get("notes") or []
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
+
+
+def _json_safe(value):
+    """NaN is not JSON: unmeasured numbers become null, inside nested dicts and lists too."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def json_report(results: dict) -> dict:
+    """The `--json` object: every result, with the required keys always present (NaN -> null)."""
+    out = _json_safe(results)
+    for key in REQUIRED_KEYS:
+        out.setdefault(key, None)
+    out["targets_met"] = check_targets(results)
+    return out
+
+
+def findings(r: dict) -> list[str]:
+    """Plain-language reading of the numbers: which targets are missed and what the measurements say limits them."""
+    notes = []
+    met = check_targets(r)
+    steps = _fmt(r.get("pipeline_steps_ms", {}))
+    if not met.get("ask_p50_ms", True) or not met.get("ask_p95_ms", True):
+        notes.append(
+            f"/ask over target. Raw llama.cpp alone takes {_fmt(r.get('raw_generate_p50_ms'))} ms median per answer: "
+            f"{_fmt(r.get('raw_first_token_p50_ms'))} ms to the first token (prompt eval after the reused prefix) + "
+            f"{_fmt(r.get('raw_decode_p50_ms'))} ms from first to last token "
+            f"({_fmt(r.get('raw_decode_ms_per_token'))} ms/token). The pipeline's own steps (median ms): {steps}."
+        )
+    if not met.get("overhead_ratio", True):
+        notes.append(
+            f"overhead_ratio {_fmt(r['overhead_ratio'])} over 1.10; the generate-only ratio is "
+            f"{_fmt(r.get('generate_overhead_ratio'))}, so the excess is the pipeline's work around the model "
+            f"(median ms: {steps})."
+        )
+    if not met.get("retrieve_p50_ms_10k", True):
+        notes.append(f"retrieval at {_fmt(r.get('size_a'))} chunks over 20 ms; step medians (ms): "
+                     f"{_fmt(r.get('retrieve_steps_ms_10k', {}))}.")  # fmt: skip
+    if not met.get("cold_start_s", True):
+        notes.append(f"cold start over 15 s; phases in the child (s): {_fmt(r.get('cold_start_phases_s', {}))}.")
+    one, many = r.get("decode_ms_per_token_1t"), r.get("decode_ms_per_token_all")
+    if one and many:
+        notes.append(f"llama.cpp decoding: {_fmt(one)} ms/token on 1 thread vs {_fmt(many)} on {r.get('cpus')} "
+                     f"(the pipeline runs {r.get('llama_threads')}).")  # fmt: skip
+    loads = r.get("load_average", {})
+    if loads and max(loads.values()) > 0.5:
+        notes.append(f"other work was running (1-minute load average {_fmt(loads)}, {os.cpu_count()} CPUs): every "
+                     "timing here is an upper bound, and phases run at different loads compare loosely.")  # fmt: skip
+    return notes
+
+
+def write_report(results: dict, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_markdown(results), "utf-8")

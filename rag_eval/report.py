@@ -1,0 +1,188 @@
+"""What an eval run writes and prints: the markdown report, failures, the chart, and the A/B comparison.
+
+Standard library only at module level (matplotlib is imported by `write_chart`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from rag.errors import EvalSetError
+from rag_eval.judging import REASONS
+from rag_eval.metrics import METRICS, metric_label
+
+CHART_METRICS = ("accuracy", "hit@k", "citation_hit", "refusal_recall", "truthfulness")
+
+
+def fmt(value: float | None, name: str = "") -> str:
+    if value is None:
+        return "–"
+    return f"{value:.2f}" if name.endswith("seconds") else f"{value:.3f}"
+
+
+def fmt_ci(metric: dict) -> str:
+    return f"[{metric['ci'][0]:.2f}, {metric['ci'][1]:.2f}]" if metric.get("ci") else ""
+
+
+def md_cell(text: object, limit: int = 160) -> str:
+    """Make any text safe inside a markdown table cell."""
+    s = " ".join(str(text).split()).replace("|", "\\|")
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def overall_table(results: dict) -> str:
+    k = results["config"]["k"]
+    rows = ["| metric | value | 95% CI | n | over |", "| --- | ---: | --- | ---: | --- |"]
+    for name, metric in results["metrics"]["overall"].items():
+        better = "↑" if METRICS[name][1] else "↓"
+        rows.append(
+            f"| {metric_label(name, k)} {better} | {fmt(metric['value'], name)} | {fmt_ci(metric)} "
+            f"| {metric['n']} | {METRICS[name][2]} |"
+        )
+    return "\n".join(rows)
+
+
+CATEGORY_COLUMNS = (
+    "accuracy", "f1", "hit@1", "hit@k", "mrr", "citation_validity", "citation_hit",
+    "refusal_recall", "false_refusal_rate", "truthfulness", "forbidden_rate", "median_seconds",
+)  # fmt: skip
+
+
+def category_table(results: dict) -> str:
+    k = results["config"]["k"]
+    counts = Counter(r["category"] for r in results["questions"])
+    head = "| category | n | " + " | ".join(metric_label(c, k) for c in CATEGORY_COLUMNS) + " |"
+    rows = [head, "| --- | ---: |" + " ---: |" * len(CATEGORY_COLUMNS)]
+    for category, metrics in sorted(results["metrics"]["by_category"].items()):
+        cells = " | ".join(fmt(metrics[c]["value"], c) for c in CATEGORY_COLUMNS)
+        rows.append(f"| {md_cell(category)} | {counts[category]} | {cells} |")
+    return "\n".join(rows)
+
+
+def failure_rows(results: dict) -> list[dict]:
+    return [
+        {"id": r["id"], "category": r["category"], **failure}
+        for r in results["questions"]
+        for failure in r["judgement"]["failures"]
+    ]
+
+
+def failures_section(results: dict) -> str:
+    failures = failure_rows(results)
+    if not failures:
+        return "No failures."
+    counts = Counter(f["reason"] for f in failures)
+    summary = ", ".join(f"{reason} {counts[reason]}" for reason in REASONS if counts[reason])
+    rows = ["| id | category | reason | answer | detail |", "| --- | --- | --- | --- | --- |"]
+    answers = {r["id"]: r["answer"]["answer"] for r in results["questions"]}
+    for f in failures:
+        rows.append(
+            f"| {f['id']} | {md_cell(f['category'])} | {f['reason']} | {md_cell(answers[f['id']], 80)} "
+            f"| {md_cell(f['detail'])} |"
+        )
+    return f"{len(failures)} failures ({summary}).\n\n" + "\n".join(rows)
+
+
+def render_report(results: dict) -> str:
+    c = results["config"]
+    return "\n\n".join(
+        [
+            "# rag eval report",
+            f"- model: `{c['model']}` (sha256 `{c['model_sha256'][:16]}…`), mode {c['mode']}\n"
+            f"- embedder: `{c['embedder']}`; chunks {c['chunk_size']} chars, overlap {c['chunk_overlap']}; k = {c['k']}\n"
+            f"- questions: `{c['questions']}` ({c['n_questions']}); started {c['started']}, "
+            f"took {c['duration_seconds']} s",
+            "## Overall\n\n"
+            "Intervals are Wilson 95% intervals; ↑ higher is better, ↓ lower is better; "
+            "`over` says which questions a metric counts.\n\n" + overall_table(results),
+            "## Per category\n\n" + category_table(results),
+            "## Failures\n\n" + failures_section(results),
+        ]
+    ) + "\n"
+
+
+def write_chart(results: dict, path: Path) -> None:
+    """Grouped bars of the main metrics per category (Wilson intervals as error bars), overall first."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = results["config"]["k"]
+    groups = {"overall": results["metrics"]["overall"], **dict(sorted(results["metrics"]["by_category"].items()))}
+    width = 0.8 / len(CHART_METRICS)
+    fig, ax = plt.subplots(figsize=(max(8, 1.4 * len(groups)), 4.5))
+    for i, name in enumerate(CHART_METRICS):
+        offset = (i - (len(CHART_METRICS) - 1) / 2) * width
+        bars = [(x + offset, m[name]) for x, m in enumerate(groups.values()) if m[name]["value"] is not None]
+        ax.bar([x for x, _ in bars], [m["value"] for _, m in bars], width, label=metric_label(name, k))
+        ranged = [(x, m) for x, m in bars if m["ci"]]  # means (truthfulness) have no interval
+        if ranged:
+            ax.errorbar(
+                [x for x, _ in ranged], [m["value"] for _, m in ranged], fmt="none", ecolor="black", capsize=2,
+                yerr=[[m["value"] - m["ci"][0] for _, m in ranged], [m["ci"][1] - m["value"] for _, m in ranged]],
+            )  # fmt: skip
+    ax.axhline(0, color="black", linewidth=0.6)
+    ax.set_xticks(range(len(groups)), list(groups), rotation=20, ha="right")
+    ax.set_ylim(-1.05, 1.1)
+    ax.set_ylabel("score (truthfulness: -1..1)")
+    ax.set_title(f"rag eval: {results['config']['model']}, k = {k}")
+    ax.legend(fontsize=8, ncol=len(CHART_METRICS), loc="lower center", bbox_to_anchor=(0.5, 1.08))
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_outputs(results: dict, out_dir: Path, chart: bool = True) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / "results.json", out_dir / "report.md", out_dir / "failures.jsonl"]
+    paths[0].write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    paths[1].write_text(render_report(results), "utf-8")
+    paths[2].write_text("".join(json.dumps(f, ensure_ascii=False) + "\n" for f in failure_rows(results)), "utf-8")
+    if chart:
+        paths.append(out_dir / "metrics_by_category.png")
+        write_chart(results, paths[-1])
+    return paths
+
+
+# --- comparison ------------------------------------------------------------------------------------------------------
+def load_run(path: Path) -> dict:
+    """A previous run's results.json (or its folder); a bad file is an `EvalSetError` naming the file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.json"
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        overall = data["metrics"]["overall"]
+        if not isinstance(overall, dict):
+            raise TypeError("metrics.overall is not an object")
+    except OSError as exc:
+        raise EvalSetError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    except json.JSONDecodeError as exc:
+        raise EvalSetError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from exc
+    except (KeyError, TypeError) as exc:
+        raise EvalSetError(f"{path}: not a rag eval results.json (no metrics.overall)") from exc
+    data.setdefault("config", {})
+    return data
+
+
+def render_comparison(a: dict, b: dict, a_name: str, b_name: str) -> str:
+    """Overall metrics of two runs side by side with B - A; ↑/↓ marks which direction is better."""
+    ka, kb = a["config"].get("k"), b["config"].get("k")
+    rows = [
+        f"A: {a_name} ({a['config'].get('model', '?')}, k={ka}, {a['config'].get('n_questions', '?')} questions)",
+        f"B: {b_name} ({b['config'].get('model', '?')}, k={kb}, {b['config'].get('n_questions', '?')} questions)",
+        "",
+        "| metric | A | B | B - A |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    names = [n for n in METRICS if n in a["metrics"]["overall"] or n in b["metrics"]["overall"]]
+    for name in names:
+        va = a["metrics"]["overall"].get(name, {}).get("value")
+        vb = b["metrics"]["overall"].get(name, {}).get("value")
+        diff = "–" if va is None or vb is None else f"{vb - va:+.3f}"
+        label = metric_label(name, ka if ka == kb else None)
+        rows.append(f"| {label} {'↑' if METRICS[name][1] else '↓'} | {fmt(va, name)} | {fmt(vb, name)} | {diff} |")
+    return "\n".join(rows)
