@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(2000, ge=10, le=100_000, description="Longest question the API accepts.")
     queue_size: int = Field(4, ge=1, le=256, description="Requests allowed to wait for the model before 503.")
     cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins; empty disables CORS.")
+    max_upload_bytes: int = Field(
+        50 * 1024 * 1024,
+        ge=1024,
+        le=200 * 1024 * 1024,  # rag.documents.MAX_FILE_BYTES: ingestion reads no larger file
+        description="Largest document POST /documents and the chat accept (bytes); larger uploads get 413.",
+    )
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> "Settings":

@@ -16,7 +16,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import rag
-from rag.api import errors, openai_compat, routes
+from rag.api import documents, errors, openai_compat, routes
 from rag.api.service import Loader, RagService, load_pipeline
 
 MAX_BODY_BYTES = 64 * 1024  # a 2000-character question is ~8 KB of JSON even fully escaped
@@ -45,12 +45,14 @@ def create_app(settings, pipeline=None, loader: Loader | None = None) -> FastAPI
     app.include_router(routes.status)
     app.include_router(routes.answers, dependencies=guarded)
     app.include_router(openai_compat.router, dependencies=guarded)
-    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    app.include_router(documents.router, dependencies=guarded)
+    upload_limit = settings.max_upload_bytes + documents.UPLOAD_OVERHEAD_BYTES
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES, routes={"/documents": upload_limit})
     if settings.cors_origins:  # added last = outermost, so a 413 or 401 still carries the CORS headers
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
     return app
@@ -69,40 +71,44 @@ def bearer_auth(token: str):
 
 
 class BodyLimit:
-    """413 for request bodies over `max_bytes`: at once from Content-Length, or while reading a chunked body.
+    """413 for request bodies over `max_bytes` (or `routes[path]` for paths with their own limit, uploads):
+    at once from Content-Length, or while reading a chunked body.
 
     Plain ASGI (not BaseHTTPMiddleware) so streamed responses pass through untouched.
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    def __init__(self, app: ASGIApp, max_bytes: int, routes: dict[str, int] | None = None):
         self.app = app
         self.max_bytes = max_bytes
+        self.routes = routes or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.routes.get(scope["path"], self.max_bytes)
         declared = dict(scope["headers"]).get(b"content-length", b"")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            await self._too_large()(scope, receive, send)
+        if declared.isdigit() and int(declared) > limit:
+            await self._too_large(limit)(scope, receive, send)
             return
-        await self.app(scope, self._counting(receive), send)
+        await self.app(scope, self._counting(receive, limit), send)
 
-    def _counting(self, receive: Receive) -> Receive:
+    def _counting(self, receive: Receive, limit: int) -> Receive:
         seen = 0
 
         async def counted() -> Message:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise HTTPException(413, self._message())  # FastAPI's body parser re-raises HTTPException
+            if seen > limit:
+                raise HTTPException(413, self._message(limit))  # FastAPI's body parser re-raises HTTPException
             return message
 
         return counted
 
-    def _message(self) -> str:
-        return f"request body larger than {self.max_bytes} bytes"
+    @staticmethod
+    def _message(limit: int) -> str:
+        return f"request body larger than {limit} bytes"
 
-    def _too_large(self) -> JSONResponse:
-        return JSONResponse({"detail": self._message()}, status_code=413)
+    def _too_large(self, limit: int) -> JSONResponse:
+        return JSONResponse({"detail": self._message(limit)}, status_code=413)

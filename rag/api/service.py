@@ -3,6 +3,10 @@
 Routes stay thin and call only this; this calls only `Pipeline.ask` / `ask_stream` / `info`, always
 off the event loop, so /health answers while a long generation runs.
 
+Live corpus: `watch` (rag/live.py) swaps in a pipeline on the new index when the manifest on disk
+changes (`rag ingest` elsewhere, or an upload through `library`, rag/library.py); the swap is one
+assignment of `state`, so a request keeps the pipeline it started with.
+
 Concurrency: one llama.cpp context can serve one request at a time. `Admission` lets in at most
 `queue_size` waiting requests plus the one running; any more get 503 + Retry-After at once instead
 of an ever-growing backlog. Admission state is only touched on the event loop, so it needs no lock.
@@ -20,6 +24,8 @@ from starlette.concurrency import run_in_threadpool
 
 from rag.api import errors
 from rag.errors import ModelError, RagError
+from rag.library import Library
+from rag.live import IndexWatch, manifest_identity
 from rag.contract import AnswerEvent, SourcesEvent, StreamEvent, TokenEvent
 
 log = logging.getLogger("rag.api")
@@ -99,7 +105,10 @@ class RagService:
         self.admission = Admission(settings.queue_size)
         # replaced as a whole by the loading thread, so readers never see a half-set state
         self.state = State("loading")
+        self.watch = IndexWatch(settings.index_dir, lambda: self.state.pipeline, self._set_ready)
+        self.library = Library(settings, self.get_pipeline, on_indexed=self.watch.reload)
         if pipeline is not None:
+            self.watch.mark_loaded(manifest_identity(settings.index_dir))
             self._set_ready(pipeline)
 
     # -- loading
@@ -111,7 +120,10 @@ class RagService:
 
     def _load(self, loader: Loader) -> None:
         try:
-            self._set_ready(loader(self.settings))
+            identity = manifest_identity(self.settings.index_dir)  # before loading: a write meanwhile is seen
+            pipeline = loader(self.settings)
+            self.watch.mark_loaded(identity)
+            self._set_ready(pipeline)
         except RagError as exc:
             log.error("could not load: %s", exc.describe())
             self.state = State("error", detail=exc.describe(), error=exc)
@@ -122,16 +134,23 @@ class RagService:
     def _set_ready(self, pipeline) -> None:
         self.state = State("ready", pipeline=pipeline, info=dict(pipeline.info()))
 
+    def _current(self) -> State:
+        """The state, after a cheap look at whether the index on disk changed (a reload then starts)."""
+        if self.state.status == "ready":
+            self.watch.check()
+        return self.state
+
     def health(self) -> dict:
-        state = self.state
+        state = self._current()
         if state.status == "ready":
-            return {"status": "ready", **state.info}
+            stale = f"the index on disk changed but could not be loaded ({self.watch.error})" if self.watch.error else None
+            return {"status": "ready", **state.info, "detail": stale}
         return {"status": state.status, "detail": state.detail}
 
     def get_pipeline(self):
         """For the chat UI (`ui.app.mount_ui(app, service.get_pipeline)`): the pipeline once loaded, None
         while loading, or raises with the load error. The UI bypasses `Admission`: Gradio queues its own."""
-        state = self.state
+        state = self._current()
         if state.status == "error":
             raise state.error or ModelError(f"the server could not load its model or index: {state.detail}")
         return state.pipeline
@@ -140,7 +159,7 @@ class RagService:
         return self._pipeline_state().info.get("model") or "rag-chat"
 
     def _pipeline_state(self) -> State:
-        state = self.state
+        state = self._current()
         if state.status != "ready":
             raise errors.not_ready(state.status, state.detail)
         return state
