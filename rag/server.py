@@ -31,7 +31,7 @@ def run_command(args) -> int:
     else:
         from ui.app import mount_ui
 
-        mount_ui(app, app.state.service.get_pipeline)  # last: "/" catches every path no API route matched
+        mount_ui(app, app.state.service.get_pipeline, library=app.state.service.library)  # last: "/" catches every path no API route matched
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -11,6 +11,10 @@ answer (which may differ: the stream is the raw reply, the final answer is check
 refusal). Citation markers show as badges; the sources panel shows each cited passage with the
 exact cited words in <mark>. Follow-up questions are searched together with a few words of the
 previous turn (rag/followup.py).
+
+With a `library` (rag/library.py, the server's), the page also adds and removes documents, lists them
+with their indexing status, and draws its example questions from what is loaded (ui/documents.py); the
+status timer keeps ticking so a changed index (an upload, `rag ingest` elsewhere) shows without a reload.
 """
 
 from __future__ import annotations
@@ -20,21 +24,25 @@ from typing import Sequence
 
 import gradio as gr
 
-from ui import render
+from ui import documents, render
 from ui.chat import DEFAULT_EXAMPLES, GetPipeline, answer_events, assistant, status_markdown, user
 
 STREAM_MIN_INTERVAL_S = 0.05  # at most ~20 chat updates a second while tokens arrive
 STATUS_POLL_S = 2.0
+SETTLED_POLL_S = 5.0  # once ready: slower, but still noticing a changed index
 MAX_QUESTION_CHARS = 2000  # the API's default limit (Settings.max_question_chars)
 
 
 # --- the page -------------------------------------------------------------------------------------------
 
 
-def build_ui(get_pipeline: GetPipeline, examples: Sequence[str] = DEFAULT_EXAMPLES, title: str = "rag-chat") -> gr.Blocks:
+def build_ui(
+    get_pipeline: GetPipeline, examples: Sequence[str] = DEFAULT_EXAMPLES, title: str = "rag-chat", library=None
+) -> gr.Blocks:
     """The chat page. Mount it with `mount_ui` (which also adds the page's CSS).
 
-    `examples` are the clickable questions (the defaults suit the bundled seed document).
+    `examples` are the clickable questions for a pipeline without an index (the defaults suit the bundled
+    seed document); a real pipeline's come from its documents. `library`: the upload/remove panel.
     """
 
     def respond(message: str, chat: list, history: list):
@@ -98,15 +106,45 @@ def build_ui(get_pipeline: GetPipeline, examples: Sequence[str] = DEFAULT_EXAMPL
     def reset():
         return [], [], render.sources_html(), ""
 
-    def status():
+    def status(shown):
+        """The status line; the examples and document list only when what is loaded changed."""
         text, settled = status_markdown(get_pipeline)
-        return text, gr.Timer(active=not settled)
+        try:
+            pipeline = get_pipeline()
+        except Exception:  # noqa: BLE001 - the status line says it
+            pipeline = None
+        busy = library is not None and library.busy
+        signature = (id(pipeline), library.version if library is not None else 0)
+        timer = gr.Timer(SETTLED_POLL_S if settled and not busy else STATUS_POLL_S, active=True)
+        if signature == shown:
+            return text, timer, shown, gr.update(), gr.update(), gr.update()
+        samples = [[q] for q in documents.suggested_questions(pipeline, examples)]
+        entries = library.list() if library is not None else []
+        return (
+            text,
+            timer,
+            signature,
+            gr.Dataset(samples=samples, visible=bool(samples)),
+            documents.documents_html(entries),
+            gr.Dropdown(choices=documents.removable(entries), value=None),
+        )
+
+    def listed():
+        entries = library.list()
+        return documents.documents_html(entries), gr.Dropdown(choices=documents.removable(entries), value=None)
+
+    def add_files(paths):
+        return documents.upload_files(library, paths), None, *listed()
+
+    def remove(doc_id):
+        return documents.remove_document(library, doc_id), *listed()
 
     with gr.Blocks(title=title, analytics_enabled=False) as demo:
         with gr.Row(equal_height=False):
             gr.Markdown(f"### {render.text_html(title)} — answers from your documents, with sources you can check")
         status_line = gr.Markdown(render.text_html(render.LOADING_MESSAGE), elem_id="rag-status")
         history = gr.State([])
+        shown = gr.State(None)  # what the examples and document list were drawn from
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=320):
                 chatbot = gr.Chatbot(
@@ -130,9 +168,20 @@ def build_ui(get_pipeline: GetPipeline, examples: Sequence[str] = DEFAULT_EXAMPL
                         max_length=MAX_QUESTION_CHARS,
                     )
                     send = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="rag-send")
-                ex = gr.Examples(examples=[[q] for q in examples], inputs=[question], label="Example questions")
+                ex = gr.Dataset(
+                    components=[question], samples=[], label="Example questions", elem_id="rag-examples", visible=False
+                )
                 clear = gr.Button("New conversation", size="sm", variant="secondary")
             with gr.Column(scale=2, min_width=280):
+                with gr.Accordion("Documents", open=True, visible=library is not None):
+                    upload = gr.File(label="Add documents", file_count="multiple", type="filepath", elem_id="rag-upload")
+                    doc_list = gr.HTML(documents.documents_html([]), elem_id="rag-documents")
+                    with gr.Row():
+                        doc_choice = gr.Dropdown(
+                            choices=[], label="Remove a document", scale=3, elem_id="rag-remove-choice"
+                        )
+                        remove_button = gr.Button("Remove", size="sm", scale=1, min_width=80, elem_id="rag-remove")
+                    library_note = gr.Markdown("", elem_id="rag-library-note")
                 gr.Markdown("#### Sources")
                 sources = gr.HTML(render.sources_html(), elem_id="rag-sources")
         timer = gr.Timer(STATUS_POLL_S)
@@ -149,25 +198,38 @@ def build_ui(get_pipeline: GetPipeline, examples: Sequence[str] = DEFAULT_EXAMPL
         )
         question.submit(**ask, show_progress="minimal")
         send.click(**ask, show_progress="minimal")
-        ex.load_input_event.then(**ask, show_progress="minimal")
+        ex.click(lambda sample: sample[0], [ex], [question], api_visibility="private", queue=False).then(
+            **ask, show_progress="minimal"
+        )
+        if library is not None:
+            upload.upload(add_files, [upload], [library_note, upload, doc_list, doc_choice], api_visibility="private")
+            remove_button.click(remove, [doc_choice], [library_note, doc_list, doc_choice], api_visibility="private")
         chatbot.select(show_sources, [history], [sources], api_visibility="private", show_progress="hidden")
         clear.click(reset, None, [chatbot, history, sources, question], api_visibility="private", queue=False)
         chatbot.clear(reset, None, [chatbot, history, sources, question], api_visibility="private", queue=False)
-        demo.load(status, None, [status_line, timer], api_visibility="private", show_progress="hidden")
-        timer.tick(status, None, [status_line, timer], api_visibility="private", show_progress="hidden")
+        refreshed = [status_line, timer, shown, ex, doc_list, doc_choice]
+        demo.load(status, [shown], refreshed, api_visibility="private", show_progress="hidden")
+        timer.tick(status, [shown], refreshed, api_visibility="private", show_progress="hidden")
     return demo
 
 
 def mount_ui(
-    app, get_pipeline: GetPipeline, path: str = "/", examples: Sequence[str] = DEFAULT_EXAMPLES, **mount_kwargs
+    app,
+    get_pipeline: GetPipeline,
+    path: str = "/",
+    examples: Sequence[str] = DEFAULT_EXAMPLES,
+    library=None,
+    **mount_kwargs,
 ):
     """Mount the chat page on `app` at `path`; returns `app`.
 
     Call it after the API routes are added: a mount at "/" takes every path no earlier route matched.
     Extra keyword arguments go to `gr.mount_gradio_app` (e.g. `auth_dependency=` to protect the page).
     """
-    blocks = build_ui(get_pipeline, examples)
+    blocks = build_ui(get_pipeline, examples, library=library)
     mount_kwargs.setdefault("footer_links", [])
     mount_kwargs.setdefault("run_history", False)
-    css = render.CSS + mount_kwargs.pop("css", "")
+    if library is not None:
+        mount_kwargs.setdefault("max_file_size", library.settings.max_upload_bytes)
+    css = render.CSS + documents.CSS + mount_kwargs.pop("css", "")
     return gr.mount_gradio_app(app, blocks, path=path, css=css, **mount_kwargs)

@@ -66,8 +66,11 @@ def status_markdown(get_pipeline: GetPipeline) -> tuple[str, bool]:
         info = pipeline.info()
     except Exception as exc:  # noqa: BLE001
         return f"**Error:** {render.text_html(str(exc))}", True
+    from ui.documents import documents_phrase, indexed_documents
+
     docs, chunks = info.get("documents"), info.get("chunks")
-    bits = [f"{docs} document{'s' if docs != 1 else ''}", f"{chunks} passages"]
+    names = sorted(indexed_documents(pipeline) or {})
+    bits = [render.text_html(documents_phrase(docs, names)), f"{chunks} passages"]
     if info.get("model"):
         bits.append(render.text_html(str(info["model"])) + (f" ({info['mode']})" if info.get("mode") else ""))
     return "Ready · " + " · ".join(bits), True
