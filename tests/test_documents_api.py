@@ -158,6 +158,12 @@ def test_uploaded_names_are_sanitised_and_collisions_renamed(live):
     assert (live.settings.seeds_dir / "harbour.md").read_text() == FIRST  # never overwritten
 
 
+def test_documents_are_in_the_openapi_spec(live):
+    spec = live.get("/openapi.json").json()
+    assert {"get", "post"} <= set(spec["paths"]["/documents"]) and "delete" in spec["paths"]["/documents/{doc_id}"]
+    assert spec["components"]["schemas"]["DocumentOut"]["examples"]
+
+
 def test_token_guards_documents(tmp_path):
     seeds = tmp_path / "docs"
     seeds.mkdir()

@@ -174,7 +174,9 @@ def build_ui(
                 clear = gr.Button("New conversation", size="sm", variant="secondary")
             with gr.Column(scale=2, min_width=280):
                 with gr.Accordion("Documents", open=True, visible=library is not None):
-                    upload = gr.File(label="Add documents", file_count="multiple", type="filepath", elem_id="rag-upload")
+                    upload = gr.File(
+                        label="Add documents", file_count="multiple", type="filepath", height=110, elem_id="rag-upload"
+                    )
                     doc_list = gr.HTML(documents.documents_html([]), elem_id="rag-documents")
                     with gr.Row():
                         doc_choice = gr.Dropdown(
