@@ -72,7 +72,7 @@ def test_examples_and_status_follow_the_loaded_documents(service, tmp_path):
     assert note == f"{SEED_FILE.name}: added, indexing…"
     assert service.library.wait_idle(30)
     pipeline = service.get_pipeline()
-    assert documents.suggested_questions(pipeline, [])[0] == chat.DEFAULT_EXAMPLES[0]
+    assert documents.suggested_questions(pipeline, [], chat.DEFAULT_EXAMPLES)[0] == chat.DEFAULT_EXAMPLES[0]
     text, _ = chat.status_markdown(service.get_pipeline)
     assert f"2 documents: {SEED_FILE.name}, policy.pdf" in html.unescape(text)
 

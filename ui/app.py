@@ -118,7 +118,7 @@ def build_ui(
         timer = gr.Timer(SETTLED_POLL_S if settled and not busy else STATUS_POLL_S, active=True)
         if signature == shown:
             return text, timer, shown, gr.update(), gr.update(), gr.update()
-        samples = [[q] for q in documents.suggested_questions(pipeline, examples)]
+        samples = [[q] for q in documents.suggested_questions(pipeline, examples, DEFAULT_EXAMPLES)]
         entries = library.list() if library is not None else []
         return (
             text,

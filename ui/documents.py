@@ -83,8 +83,12 @@ def heading_questions(chunks: Iterable[Any], limit: int = MAX_EXAMPLES) -> list[
     return out
 
 
-def suggested_questions(pipeline: Any, fallback: Sequence[str], limit: int = MAX_EXAMPLES) -> list[str]:
-    """Example questions for what is loaded (see the module docstring); may be empty."""
+def suggested_questions(
+    pipeline: Any, fallback: Sequence[str], seed_examples: Sequence[str] = (), limit: int = MAX_EXAMPLES
+) -> list[str]:
+    """Example questions for what is loaded (see the module docstring); may be empty.
+
+    `fallback`: for a pipeline without an index; `seed_examples`: while the bundled article is loaded."""
     if pipeline is None:
         return []
     documents = indexed_documents(pipeline)
@@ -92,9 +96,7 @@ def suggested_questions(pipeline: Any, fallback: Sequence[str], limit: int = MAX
         return list(fallback)[:limit]
     out: list[str] = []
     if any(meta.get("sha256") == SEED_SHA256 for meta in documents.values()):
-        from ui.chat import DEFAULT_EXAMPLES
-
-        out.extend(DEFAULT_EXAMPLES)
+        out.extend(seed_examples)
     out.extend(heading_questions(getattr(pipeline.index, "chunks", []), limit))
     return out[:limit]
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, File, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from rag.api import errors
+from rag.api.errors import translate
 from rag.api.routes import Service
 from rag.api.schemas import ErrorOut
 from rag.errors import RagError
@@ -93,7 +93,7 @@ async def upload_document(service: Service, file: UploadFile = File(description=
     try:
         return await run_in_threadpool(service.library.add, file.filename or "", data)
     except RagError as exc:
-        raise errors.translate(exc) from exc
+        raise translate(exc) from exc
     finally:
         await file.close()
 
@@ -114,4 +114,4 @@ async def remove_document(doc_id: str, service: Service) -> dict:
     try:
         return await run_in_threadpool(service.library.remove, doc_id)
     except RagError as exc:
-        raise errors.translate(exc) from exc
+        raise translate(exc) from exc
