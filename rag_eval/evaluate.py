@@ -148,6 +148,14 @@ def add_arguments(parser) -> None:
         "--compare", nargs=2, type=Path, metavar=("A.json", "B.json"),
         help="print two runs' overall metrics side by side and exit (no model is loaded)",
     )  # fmt: skip
+    parser.add_argument(
+        "--squad", type=Path, metavar="FILE",
+        help="evaluate on SQuAD 2.0 JSON (.json or .json.gz) instead: each article becomes a document, all are "
+        "indexed together, every question is asked; reports EM, F1, containment, refusals, cited-span overlap",
+    )  # fmt: skip
+    parser.add_argument("--articles", nargs="+", metavar="TITLE", help="with --squad: the articles to use")
+    parser.add_argument("--limit", type=int, help="with --squad: questions per article (stratified sample)")
+    parser.add_argument("--seed", type=int, default=0, help="with --squad: sampling seed (default 0)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -160,6 +168,17 @@ def run_command(args) -> int:
     if args.compare:
         return compare_command(args.compare)
     from tqdm import tqdm
+
+    if args.squad:
+        from rag_eval import squad
+
+        out = args.out or RUNS_DIR / f"{datetime.now():%Y%m%d-%H%M%S}-squad"
+        overrides = {k: v for k, v in vars(args).items() if k not in ("seeds_dir", "index_dir")}
+
+        def squad_progress(items):
+            return tqdm(items, desc="squad", unit="q", file=sys.stderr, disable=args.quiet)
+
+        return squad.evaluate(args.squad, args.articles, args.limit, args.seed, out, None, overrides, squad_progress)
 
     from rag.errors import EvalSetError
     from rag.pipeline import Pipeline

@@ -798,17 +798,36 @@ def _settings_config(settings) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m rag_eval.squad FILE --articles A B --limit N --out DIR [--k K]`: index, ask, score, report."""
     args = _parser().parse_args(argv)
-    if args.limit is not None and args.limit < 1:
-        return _fail(f"--limit must be at least 1, not {args.limit}", 2)
-    if args.k is not None and args.k < 1:
-        return _fail(f"--k must be at least 1, not {args.k}", 2)
-    if args.out.exists() and not args.out.is_dir():
-        return _fail(f"--out {args.out} is a file, not a folder", 2)
+    return evaluate(args.file, args.articles, args.limit, args.seed, args.out, args.workdir, {"k": args.k})
+
+
+def evaluate(
+    file: Path,
+    titles: list[str] | None,
+    limit: int | None,
+    seed: int,
+    out: Path,
+    workdir: Path | None = None,
+    overrides: dict | None = None,
+    progress=None,
+) -> int:
+    """Index the articles together, ask their questions through the real pipeline, write results, report, chart.
+
+    `overrides` are settings given on the command line (RAG_* variables apply too). Also `rag eval --squad`.
+    """
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    k = overrides.get("k")
+    if limit is not None and limit < 1:
+        return _fail(f"--limit must be at least 1, not {limit}", 2)
+    if k is not None and k < 1:
+        return _fail(f"--k must be at least 1, not {k}", 2)
+    if out.exists() and not out.is_dir():
+        return _fail(f"--out {out} is a file, not a folder", 2)
     try:
-        articles = load_squad(args.file, args.articles)
+        articles = load_squad(file, titles)
         from rag.settings import build_settings
 
-        settings = build_settings({"k": args.k})  # a bad --k or RAG_* variable fails before any model loads
+        settings = build_settings(overrides)  # a bad flag or RAG_* variable fails before any model loads
     except RagError as exc:
         return _fail(exc.describe(), 2)
 
@@ -817,29 +836,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     started, t0 = datetime.now(timezone.utc), time.perf_counter()
     try:
         embedder = load_embedder(settings)
-        settings = build_index(articles, args.workdir or args.out / "work", {"k": args.k}, embedder=embedder)
+        index_overrides = {n: v for n, v in overrides.items() if n not in ("seeds_dir", "index_dir")}
+        settings = build_index(articles, workdir or out / "work", index_overrides, embedder=embedder)
         pipeline = Pipeline.load(settings, embedder=embedder, with_generator=True)
-        asked = questions(articles, layout(articles), args.limit, args.seed)
-        records = run(pipeline, asked, settings.k, _progress)
+        asked = questions(articles, layout(articles), limit, seed)
+        records = run(pipeline, asked, settings.k, progress or _progress)
     except RagError as exc:
         return _fail(exc.describe(), 1)
     config = {
-        "file": str(args.file),
+        "file": str(file),
         "articles": [a.title for a in articles],
-        "limit": args.limit,
-        "seed": args.seed,
+        "limit": limit,
+        "seed": seed,
         "k": settings.k,
         "n_questions": len(asked),
         "settings": _settings_config(settings),
         "started": started.isoformat(timespec="seconds"),
         "duration_seconds": round(time.perf_counter() - t0, 1),
     }
-    out = results(records, config)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(out, indent=2, ensure_ascii=False), "utf-8")
-    (args.out / "report.md").write_text(render_report(out), "utf-8")
-    write_chart(out, args.out / "chart.png")
-    print(f"wrote {args.out / 'results.json'}, report.md and chart.png")
+    result = results(records, config)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(result, indent=2, ensure_ascii=False), "utf-8")
+    (out / "report.md").write_text(render_report(result), "utf-8")
+    write_chart(result, out / "chart.png")
+    print(_overall_table(result["metrics"]))
+    print(f"wrote {out / 'results.json'}, report.md and chart.png")
     return 0
 
 

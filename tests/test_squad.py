@@ -467,3 +467,11 @@ def test_real_file_every_span_checks_out(tmp_path):
         assert q.paragraph[0] <= min((s for s, _ in q.spans), default=q.paragraph[0])
     sample = sq.questions(articles, docs, limit_per_article=20, seed=7)
     assert len(sample) == 200 and sample == sq.questions(articles, docs, limit_per_article=20, seed=7)
+
+
+def test_rag_eval_squad_reports_a_bad_file_in_one_line(tmp_path, capsys):
+    from rag.cli import main as rag_main
+
+    assert rag_main(["eval", "--squad", str(tmp_path / "missing.json"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "missing.json" in err[0]
