@@ -74,6 +74,8 @@ def file_sha256(path: Path) -> str:
 
 
 class LlamaGenerator:
+    backend = "llama.cpp"
+
     def __init__(self, settings):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from llama_cpp import Llama

@@ -30,6 +30,11 @@ def load_embedder(settings: Settings, show_progress: bool = False) -> Embedder:
 
 
 def load_generator(settings: Settings) -> Generator:
+    """An OpenAI-compatible server when RAG_LLM_URL is set (rag/generation_remote.py), else llama.cpp in-process."""
+    if settings.llm_url:
+        from rag.generation_remote import RemoteGenerator
+
+        return RemoteGenerator(settings)
     from rag.generation import LlamaGenerator
 
     return LlamaGenerator(settings)
@@ -161,5 +166,6 @@ class Pipeline:
             "chunks": len(self.index),
             "embedder": self.embedder.id,
             "model": self.generator.model_name if self.generator else None,
+            "backend": getattr(self.generator, "backend", None),
             "mode": self.answerer.mode if self.answerer else None,
         }

@@ -68,6 +68,38 @@ class Settings(BaseSettings):
         1200, ge=128, le=120000, description="Passages are trimmed so the prompt stays within this many tokens."
     )
 
+    # --- remote generation server (rag/generation_remote.py) -------------------------------
+    llm_url: str | None = Field(
+        None,
+        max_length=2000,
+        pattern=r"^https?://\S+$",
+        description="Base URL of an OpenAI-compatible generation server (llama-server, llama-cpp-python's server, "
+        "vLLM); when set it answers instead of llama.cpp in-process, and the model settings above are the server's.",
+    )
+    llm_api_key: str | None = Field(None, max_length=4000, description="Bearer token for RAG_LLM_URL, if it needs one.")
+    llm_model: str | None = Field(
+        None,
+        max_length=500,
+        description="Model name sent to RAG_LLM_URL (vLLM needs it); default: the first one its /v1/models lists.",
+    )
+    llm_timeout_s: float = Field(
+        60.0, ge=1.0, le=3600.0, description="Longest wait for the server's next byte (connecting: at most 5 s)."
+    )
+    llm_retries: int = Field(
+        2, ge=0, le=10, description="Retries (backoff 0.5 s, 1 s, 2 s…) on connection errors and 5xx; never on 4xx."
+    )
+    llm_params: int | None = Field(
+        None,
+        ge=1,
+        le=10**13,
+        description="Parameter count of the served model, for RAG_MODE=auto; unknown counts as small (extractive).",
+    )
+    llm_grammar_field: Literal["grammar", "structured_outputs", "guided_grammar", "off"] = Field(
+        "grammar",
+        description="How the GBNF grammar is sent: `grammar` (llama.cpp servers), `structured_outputs` (vLLM >= "
+        "0.10.2), `guided_grammar` (older vLLM), `off` (not sent; the span check still refuses what does not parse).",
+    )
+
     # --- answering decisions -----------------------------------------------------
     decisions: Literal["fitted", "rules"] = Field(
         "rules",

@@ -6,6 +6,7 @@ from typing import Annotated, AsyncIterator
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from rag.api.schemas import STREAM_EXAMPLE, AnswerOut, AskRequest, ErrorOut, Health
 from rag.api.service import AnswerStream, RagService
@@ -64,5 +65,5 @@ async def _named_events(stream: AnswerStream) -> AsyncIterator[str]:
 )
 async def health(service: Service):
     """200 once the model and index are loaded; 503 `loading` before, 503 `error` if loading failed."""
-    report = {k: v for k, v in service.health().items() if v is not None}
+    report = {k: v for k, v in (await run_in_threadpool(service.health)).items() if v is not None}
     return JSONResponse(report, status_code=200 if report["status"] == "ready" else 503)

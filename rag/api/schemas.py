@@ -104,7 +104,10 @@ class Health(BaseModel):
                     "documents": 1,
                     "chunks": 16,
                     "mode": "extractive",
+                    "backend": "llama.cpp",
                 },
+                {"status": "ready", "model": "SmolLM2-135M-Instruct.Q4_1.gguf", "documents": 1, "chunks": 16,
+                 "mode": "extractive", "backend": "remote http://10.0.0.5:8080", "reachable": True},
                 {"status": "loading"},
                 {"status": "error", "detail": "no index in index/: run `rag ingest` first"},
             ]
@@ -117,6 +120,10 @@ class Health(BaseModel):
     chunks: int | None = None
     mode: str | None = None
     embedder: str | None = None
+    backend: str | None = Field(None, description='Where answers are generated: "llama.cpp" or "remote <RAG_LLM_URL>".')
+    reachable: bool | None = Field(
+        None, description="Remote backend only: whether the generation server answered within 2 s just now."
+    )
     detail: str | None = Field(None, description="Why loading failed.")
 
 

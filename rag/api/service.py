@@ -144,7 +144,11 @@ class RagService:
         state = self._current()
         if state.status == "ready":
             stale = f"the index on disk changed but could not be loaded ({self.watch.error})" if self.watch.error else None
-            return {"status": "ready", **state.info, "detail": stale}
+            report = {"status": "ready", **state.info, "detail": stale}
+            probe = getattr(getattr(state.pipeline, "generator", None), "reachable", None)
+            if probe is not None:  # a remote generation server: can this replica answer right now?
+                report["reachable"] = probe()
+            return report
         return {"status": state.status, "detail": state.detail}
 
     def get_pipeline(self):
