@@ -34,6 +34,7 @@ import json
 import logging
 import math
 import time
+from contextlib import closing
 from pathlib import PurePosixPath
 from typing import Callable, Iterator
 
@@ -224,7 +225,7 @@ class RemoteGenerator:
                 log.warning("%s; asking without", exc)
                 self.ask_logprobs = False
                 continue
-            with response:  # closed however the stream ends, including a consumer that stops early
+            with closing(response):  # however the stream ends, including a consumer that stops early
                 try:
                     for line in response.iter_lines():
                         if not line.startswith("data:"):

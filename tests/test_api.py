@@ -76,6 +76,24 @@ def test_health_ready(client):
     assert r.json() == {"status": "ready", **INFO}
 
 
+def test_health_reports_a_remote_backend_and_whether_it_answers():
+    class Remote:
+        model_name = "tiny.gguf"
+        backend = "remote http://gen:8080"
+        up = True
+
+        def reachable(self):
+            return self.up
+
+    pipeline = fakes.FakePipeline([passage()], answer_for, TOKENS, {**INFO, "backend": Remote.backend})
+    pipeline.generator = remote = Remote()
+    with make_client(pipeline) as c:
+        assert c.get("/health").json() == {"status": "ready", **INFO, "backend": Remote.backend, "reachable": True}
+        remote.up = False
+        r = c.get("/health")
+        assert r.status_code == 200 and r.json()["reachable"] is False
+
+
 def test_health_loading_then_ready():
     release = threading.Event()
 
