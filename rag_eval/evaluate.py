@@ -58,11 +58,14 @@ def run_config(pipeline, k: int, questions_path: Path, n_questions: int) -> dict
     from rag.generation import file_sha256
 
     s = pipeline.settings
-    model_path = Path(pipeline.generator.path)
+    generator = pipeline.generator
+    if getattr(generator, "path", None) is not None:
+        model_path = Path(generator.path)
+        model = {"model": model_path.name, "model_path": str(model_path), "model_sha256": file_sha256(model_path)}
+    else:  # RAG_LLM_URL: the weights live on the server and cannot be hashed from here
+        model = {"model": generator.model_name, "model_path": generator.backend, "model_sha256": None}
     return {
-        "model": model_path.name,
-        "model_path": str(model_path),
-        "model_sha256": file_sha256(model_path),
+        **model,
         "embedder": pipeline.embedder.id,
         "chunk_size": s.chunk_size,
         "chunk_overlap": s.chunk_overlap,

@@ -85,12 +85,18 @@ def failures_section(results: dict) -> str:
     return f"{len(failures)} failures ({summary}).\n\n" + "\n".join(rows)
 
 
+def model_id(config: dict) -> str:
+    """The model file's hash, or the server that holds it (RAG_LLM_URL)."""
+    sha = config.get("model_sha256")
+    return f"sha256 `{sha[:16]}…`" if sha else f"served by `{config['model_path']}`"
+
+
 def render_report(results: dict) -> str:
     c = results["config"]
     return "\n\n".join(
         [
             "# rag eval report",
-            f"- model: `{c['model']}` (sha256 `{c['model_sha256'][:16]}…`), mode {c['mode']}\n"
+            f"- model: `{c['model']}` ({model_id(c)}), mode {c['mode']}\n"
             f"- embedder: `{c['embedder']}`; chunks {c['chunk_size']} chars, overlap {c['chunk_overlap']}; k = {c['k']}\n"
             f"- questions: `{c['questions']}` ({c['n_questions']}); started {c['started']}, "
             f"took {c['duration_seconds']} s",

@@ -264,3 +264,17 @@ def test_load_generator_picks_the_remote_one_when_the_url_is_set(monkeypatch):
     built = []
     monkeypatch.setattr(generation_remote.RemoteGenerator, "__init__", lambda self, s: built.append(s.llm_url))
     assert isinstance(load_generator(Settings(llm_url=URL)), generation_remote.RemoteGenerator) and built == [URL]
+
+
+def test_eval_config_names_the_server_when_the_weights_are_remote(tmp_path):
+    from types import SimpleNamespace
+
+    from rag_eval import evaluate, report
+
+    gen = make(Server())
+    pipeline = SimpleNamespace(settings=Settings(), generator=gen, embedder=SimpleNamespace(id="e@1"),
+                               answerer=SimpleNamespace(mode="extractive"))
+    (tmp_path / "q.jsonl").write_text("{}\n")
+    config = evaluate.run_config(pipeline, 3, tmp_path / "q.jsonl", 1)
+    assert (config["model"], config["model_path"], config["model_sha256"]) == ("tiny.gguf", f"remote {URL}", None)
+    assert report.model_id(config) == f"served by `remote {URL}`"
