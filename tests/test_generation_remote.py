@@ -62,8 +62,10 @@ class Server:
                 raise reply
             return reply
         if self.tokenize and path == self.tokenize[0]:
-            text = json.loads(request.content)[self.tokenize[1]]
-            return httpx.Response(200, json={"tokens": list(range(len(text.split())))})
+            body = json.loads(request.content)
+            if self.tokenize[1] not in body:
+                return httpx.Response(400, json={"error": {"message": f"missing {self.tokenize[1]}"}})
+            return httpx.Response(200, json={"tokens": list(range(len(body[self.tokenize[1]].split())))})
         return httpx.Response(404, json={"detail": "Not Found"})
 
 
@@ -227,13 +229,13 @@ def test_error_event_in_the_stream_is_reported():
         list(make(server).generate(MESSAGES, GRAMMAR, 8))
 
 
-@pytest.mark.parametrize("route", [("/extras/tokenize", "input"), ("/tokenize", "content")])
+@pytest.mark.parametrize("route", [("/extras/tokenize", "input"), ("/tokenize", "content"), ("/tokenize", "prompt")])
 def test_count_tokens_uses_the_servers_tokenizer_and_caches(route):
     server = Server(tokenize=route)
     gen = make(server)
     assert gen.count_tokens("one two three four") == 4
     assert gen.count_tokens("one two three four") == 4
-    calls = [r for r in server.requests if r.url.path == route[0]]
+    calls = [r for r in server.requests if r.url.path == route[0] and route[1] in json.loads(r.content)]
     assert len(calls) == 2  # the probe, then the one real count; the repeat came from the cache
 
 
