@@ -31,7 +31,14 @@ def run_command(args) -> int:
     else:
         from ui.app import mount_ui
 
-        mount_ui(app, app.state.service.get_pipeline, library=app.state.service.library)  # last: "/" catches every path no API route matched
+        service = app.state.service
+        mount_ui(  # last: "/" catches every path no API route matched
+            app,
+            service.get_pipeline,
+            library=service.library,
+            admission=service.admission,  # chat answers share the API's limit
+            queue_size=settings.queue_size,
+        )
     config = uvicorn.Config(
         app,
         host=settings.host,
