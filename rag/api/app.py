@@ -175,6 +175,8 @@ class BodyLimit:
     """413 for request bodies over `max_bytes` (or `routes[path]` for paths with their own limit, uploads):
     at once from Content-Length, or while reading a chunked body.
 
+    The chat's upload route (Gradio's, under the "/" mount) gets the document limit too: with the 64 KB
+    limit for questions it refused any real document.
     Plain ASGI (not BaseHTTPMiddleware) so streamed responses pass through untouched.
     """
 
