@@ -83,3 +83,6 @@ def _warn_if_exposed(settings) -> None:
     if not loopback and not settings.api_token:
         print(f"rag serve: warning: listening on {settings.host} without RAG_API_TOKEN; anyone who can reach "
               "this machine can use the API", file=sys.stderr)  # fmt: skip
+    if not loopback:
+        print(f"rag serve: requests are answered when addressed to an IP or to {', '.join(settings.allowed_hosts)}; "
+              "set RAG_ALLOWED_HOSTS to add the name you browse to", file=sys.stderr)  # fmt: skip

@@ -283,3 +283,13 @@ def test_a_queued_request_whose_client_left_frees_its_slot_at_once():
 
     assert asyncio.run(scenario()) == (200, 200)
     assert admission.admitted == 0
+
+
+def test_serving_beyond_loopback_says_which_host_names_are_answered(capsys):
+    from rag.server import _warn_if_exposed
+
+    _warn_if_exposed(Settings(host="0.0.0.0", allowed_hosts="rag.lan"))
+    err = capsys.readouterr().err
+    assert "RAG_ALLOWED_HOSTS" in err and "rag.lan" in err
+    _warn_if_exposed(Settings())
+    assert "RAG_ALLOWED_HOSTS" not in capsys.readouterr().err
