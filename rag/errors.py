@@ -56,6 +56,12 @@ class IndexCorrupt(IndexError_):
     pass
 
 
+class IndexBusy(IndexError_):
+    """Another process is writing the index (one writer at a time; see rag/index.py)."""
+
+    status = 409
+
+
 class QueryError(RagError):
     """The question or query cannot be searched or answered (empty, too long)."""
 

@@ -7,15 +7,33 @@ previous manifest pointing at previous files, which are deleted only after the s
 Texts extracted from PDF, HTML, DOCX (and Markdown with tables) are what their citations' offsets
 index, so they are stored here too, content-addressed (`texts/<sha256>.txt`, UTF-8, no newline
 translation) and listed per document in the manifest (`"text"`); `rag.sources` reads them back.
+
+One writer at a time: `ingest` holds an exclusive flock on `index/.lock` from load to save. Without
+it two `rag ingest` runs each deleted the other's data files and both exited 0, leaving a manifest
+that pointed at deleted files. A writer deletes only what it replaced (the previous manifest's
+files) and, under the lock, leftovers with this module's own names (temp files and data files no
+manifest points at, from a crashed writer); any other file in the folder is left alone.
+
+Loading verifies what it reads, cheaply: the manifest's shape, each data file's sha256, that vectors
+are finite and unit length and of the manifest's dimension, that chunks agree with the documents they
+claim to come from, and that stored texts still hash to their names. Measured on the seed index (16
+chunks): the checks take ~0.01 ms of a 0.14 ms load; sha256 runs at roughly 1 GB/s, so 10,000 MiniLM
+vectors (15 MB) would add about 15 ms. A
+damaged index is `IndexCorrupt`, which `ingest` answers by rebuilding. Files are created with mode
+0666 minus the umask, as any other file the user writes.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
 import os
-import tempfile
+import re
+import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,14 +44,21 @@ import numpy as np
 from rag.chunking import SPLITTER_VERSION, Chunk, chunk_document
 from rag.documents import Document, Problem
 from rag.embedding import Embedder
-from rag.errors import IndexCorrupt, IndexError_, IndexMismatch, IndexMissing  # noqa: F401 - re-exported
+from rag.errors import IndexBusy, IndexCorrupt, IndexError_, IndexMismatch, IndexMissing
+
+__all__ = ["IndexBusy", "IndexCorrupt", "IndexError_", "IndexMismatch", "IndexMissing", "VectorIndex", "ingest"]
 
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2  # 2: chunks carry heading and page; extracted texts stored in texts/
 TEXTS = "texts"
 MANIFEST = "manifest.json"
-
+LOCK = ".lock"
+# Names this module writes; nothing else in the folder is ever deleted.
+DATA_FILE = re.compile(r"(chunks-[0-9a-f]{16}\.jsonl|vectors-[0-9a-f]{16}\.faiss)")
+STORED_TEXT = re.compile(r"[0-9a-f]{64}\.txt")  # texts/<sha256>.txt
+TEMP_FILE = re.compile(r"\..+\.[0-9a-f]{16}\.tmp")
+UNIT_NORM_TOLERANCE = 1e-3  # float32 normalised vectors are within ~1e-6 of 1; a damaged one is far off
 
 
 @dataclass(frozen=True)
@@ -85,7 +110,9 @@ def chunk_settings(chunk_size: int, chunk_overlap: int) -> dict:
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # os.open with 0o666 lets the umask decide the mode (mkstemp always made 0600 files)
+    tmp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -93,8 +120,66 @@ def _atomic_write_bytes(path: Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
+
+
+# --- one writer at a time ----------------------------------------------------------------------------
+
+_held: dict[tuple[int, Path], int] = {}  # (thread, index folder) holding the lock, with a re-entry count
+_held_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def writer_lock(index_dir: Path):
+    """Exclusive write access to `index_dir` (re-entrant within a thread); `IndexBusy` if another
+    process or thread holds it. The lock file stays: unlinking a flock'ed file lets a third writer lock a new one."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    key = (threading.get_ident(), index_dir.resolve())
+    with _held_guard:
+        if key in _held:
+            _held[key] += 1
+            fd = None
+        else:
+            fd = os.open(index_dir / LOCK, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                raise IndexBusy(
+                    f"another `rag ingest` is writing the index in {index_dir}",
+                    hint="wait for it to finish, then run this again",
+                ) from None
+            _held[key] = 1
+            _remove_leftovers(index_dir)
+    try:
+        yield
+    finally:
+        with _held_guard:
+            _held[key] -= 1
+            if _held[key] == 0:
+                del _held[key]
+                if fd is not None:
+                    os.close(fd)  # releases the flock
+
+
+def _remove_leftovers(index_dir: Path) -> None:
+    """Under the lock: temp files and unreferenced data files of a writer that crashed."""
+    try:
+        referenced = set(json.loads((index_dir / MANIFEST).read_text("utf-8"))["files"].values())
+    except Exception:  # noqa: BLE001 - no readable manifest: nothing is referenced, keep data files anyway
+        referenced = None
+    texts = index_dir / TEXTS
+    for path in [*index_dir.iterdir(), *(texts.iterdir() if texts.is_dir() else [])]:
+        stale_temp = TEMP_FILE.fullmatch(path.name)
+        orphan = referenced is not None and DATA_FILE.fullmatch(path.name) and path.name not in referenced
+        if (stale_temp or orphan) and path.is_file() and not path.is_symlink():
+            log.info("removing leftover %s from an interrupted write", path.name)
+            path.unlink(missing_ok=True)
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 class VectorIndex:
@@ -135,52 +220,168 @@ class VectorIndex:
             raise IndexMissing(f"no index in {index_dir}; run `rag ingest` to build it")
         try:
             manifest = json.loads(manifest_path.read_text("utf-8"))
-            files = manifest["files"]
             version = manifest["format_version"]
-        except (ValueError, KeyError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise IndexCorrupt(f"{manifest_path} is unreadable ({exc}); run `rag ingest` to rebuild the index") from exc
         if version != FORMAT_VERSION:
             raise IndexMismatch(
                 f"index in {index_dir} has format version {version}, this program reads {FORMAT_VERSION}; "
                 "run `rag ingest` to rebuild it"
             )
+        problem = _manifest_problem(manifest)
+        if problem:
+            raise IndexCorrupt(f"{manifest_path} is damaged ({problem}); run `rag ingest` to rebuild the index")
         for problem in mismatches(manifest, expect or {}):
             raise IndexMismatch(f"index in {index_dir} was built with {problem}; run `rag ingest` to rebuild it")
+        files = manifest["files"]
         try:
-            chunk_lines = (index_dir / files["chunks"]).read_text("utf-8").splitlines()
-            chunks = [Chunk(**json.loads(line)) for line in chunk_lines if line.strip()]
-            fidx = faiss.read_index(str(index_dir / files["vectors"]))
-            vectors = fidx.reconstruct_n(0, fidx.ntotal) if fidx.ntotal else np.zeros((0, manifest["dim"]), "float32")
+            chunk_bytes = (index_dir / files["chunks"]).read_bytes()
+            vec_bytes = (index_dir / files["vectors"]).read_bytes()
+        except OSError as exc:
+            raise IndexCorrupt(f"index files in {index_dir} are missing ({exc}); run `rag ingest` to rebuild") from exc
+        problem = _checksum_problem(manifest, chunk_bytes, vec_bytes)
+        if problem:
+            raise IndexCorrupt(f"index files in {index_dir} were changed ({problem}); run `rag ingest` to rebuild")
+        try:
+            chunks = [Chunk(**json.loads(line)) for line in chunk_bytes.decode("utf-8").splitlines() if line.strip()]
+            fidx = faiss.deserialize_index(np.frombuffer(vec_bytes, dtype=np.uint8))
+            vectors = fidx.reconstruct_n(0, fidx.ntotal) if fidx.ntotal else np.zeros((0, fidx.d), "float32")
         except Exception as exc:  # noqa: BLE001 - any failure here means the files are damaged
             raise IndexCorrupt(f"index files in {index_dir} are damaged ({exc}); run `rag ingest` to rebuild") from exc
-        if len(chunks) != len(vectors) or len(chunks) != manifest.get("chunk_count"):
+        if len(chunks) != len(vectors) or len(chunks) != manifest["chunk_count"]:
             raise IndexCorrupt(
                 f"index in {index_dir} is inconsistent ({len(chunks)} chunks, {len(vectors)} vectors); "
                 "run `rag ingest` to rebuild it"
             )
+        problem = _content_problem(manifest, chunks, vectors, fidx.d) or _stored_text_problem(index_dir, manifest)
+        if problem:
+            raise IndexCorrupt(f"index in {index_dir} is damaged ({problem}); run `rag ingest` to rebuild it")
         return cls(manifest, chunks, vectors)
 
     def save(self, index_dir: Path) -> None:
+        """Write the data files, swap the manifest, then delete the generation the swap replaced."""
         import faiss
 
-        index_dir.mkdir(parents=True, exist_ok=True)
         chunk_bytes = "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in self.chunks).encode()
         vec_bytes = faiss.serialize_index(self.faiss).tobytes()
         digest = hashlib.sha256(chunk_bytes + vec_bytes).hexdigest()[:16]
         files = {"chunks": f"chunks-{digest}.jsonl", "vectors": f"vectors-{digest}.faiss"}
-        _atomic_write_bytes(index_dir / files["chunks"], chunk_bytes)
-        _atomic_write_bytes(index_dir / files["vectors"], vec_bytes)
-        self.manifest = {**self.manifest, "files": files, "chunk_count": len(self.chunks), "updated_at": time.time()}
-        _atomic_write_bytes(index_dir / MANIFEST, json.dumps(self.manifest, indent=2).encode())
-        keep = set(files.values()) | {MANIFEST, "README.md"}
-        for old in index_dir.iterdir():
-            if old.is_file() and old.name not in keep and (old.suffix in {".jsonl", ".faiss", ".tmp"}):
-                old.unlink(missing_ok=True)
-        texts = {d.get("text") for d in self.manifest.get("documents", {}).values()}
-        if (index_dir / TEXTS).is_dir():
-            for old in (index_dir / TEXTS).iterdir():
-                if f"{TEXTS}/{old.name}" not in texts:
-                    old.unlink(missing_ok=True)
+        with writer_lock(index_dir):
+            manifest_path = index_dir / MANIFEST
+            previous = _referenced_files(manifest_path)
+            if manifest_path.is_dir() and not manifest_path.is_symlink():
+                # not ours to delete: moved aside so the rebuild can write its manifest
+                aside = manifest_path.with_name(f"{MANIFEST}.broken-{int(time.time())}")
+                log.warning("%s is a folder; moved it to %s", manifest_path, aside.name)
+                manifest_path.rename(aside)
+            _atomic_write_bytes(index_dir / files["chunks"], chunk_bytes)
+            _atomic_write_bytes(index_dir / files["vectors"], vec_bytes)
+            self.manifest = {
+                **self.manifest,
+                "files": files,
+                "checksums": {"chunks": _sha256(chunk_bytes), "vectors": _sha256(vec_bytes)},
+                "chunk_count": len(self.chunks),
+                "updated_at": time.time(),
+            }
+            _atomic_write_bytes(manifest_path, json.dumps(self.manifest, indent=2).encode())
+            for name in previous - set(files.values()):
+                (index_dir / name).unlink(missing_ok=True)
+            texts = {d.get("text") for d in self.manifest.get("documents", {}).values()}
+            if (index_dir / TEXTS).is_dir():  # stored texts no document names any more (only our names)
+                for old in (index_dir / TEXTS).iterdir():
+                    if STORED_TEXT.fullmatch(old.name) and f"{TEXTS}/{old.name}" not in texts:
+                        old.unlink(missing_ok=True)
+
+
+def _referenced_files(manifest_path: Path) -> set[str]:
+    """The data files a manifest points at (only names this module writes), or nothing if unreadable."""
+    try:
+        names = json.loads(manifest_path.read_text("utf-8"))["files"].values()
+    except Exception:  # noqa: BLE001 - a damaged manifest references nothing we may delete
+        return set()
+    return {n for n in names if isinstance(n, str) and DATA_FILE.fullmatch(n)}
+
+
+def _manifest_problem(manifest) -> str | None:
+    """What is wrong with the manifest's shape, if anything (a hand-edited or truncated manifest)."""
+    if not isinstance(manifest, dict):
+        return "not a JSON object"
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(isinstance(files.get(k), str) for k in ("chunks", "vectors")):
+        return "no `files` entry for chunks and vectors"
+    if not all(DATA_FILE.fullmatch(files[k]) for k in ("chunks", "vectors")):
+        return "`files` names something other than this index's data files"
+    dim, count = manifest.get("dim"), manifest.get("chunk_count")
+    if not (isinstance(dim, int) and not isinstance(dim, bool) and dim > 0):
+        return "no valid `dim`"
+    if not (isinstance(count, int) and not isinstance(count, bool) and count >= 0):
+        return "no valid `chunk_count`"
+    documents = manifest.get("documents")
+    if not isinstance(documents, dict):
+        return "no `documents` entry"
+    for doc_id, doc in documents.items():
+        if not (isinstance(doc, dict) and isinstance(doc.get("sha256"), str) and isinstance(doc.get("chunks"), int)):
+            return f"document {doc_id!r} has no sha256 or chunk count"
+        text = doc.get("text")
+        if text is not None and not (isinstance(text, str) and text.startswith(f"{TEXTS}/")
+                                     and STORED_TEXT.fullmatch(text[len(TEXTS) + 1 :])):  # fmt: skip
+            return f"document {doc_id!r} names a stored text that is not one of this index's"
+    checksums = manifest.get("checksums")
+    if checksums is not None and not (isinstance(checksums, dict) and all(isinstance(checksums.get(k), str) for k in ("chunks", "vectors"))):
+        return "`checksums` is malformed"
+    return None
+
+
+def _checksum_problem(manifest: dict, chunk_bytes: bytes, vec_bytes: bytes) -> str | None:
+    """Data files must hash to what was written: the manifest's sha256s, or (older indexes without them)
+    the digest their names carry."""
+    checksums = manifest.get("checksums")
+    if checksums:
+        for kind, data in (("chunks", chunk_bytes), ("vectors", vec_bytes)):
+            if _sha256(data) != checksums[kind]:
+                return f"{manifest['files'][kind]} does not match its sha256"
+        return None
+    digest = hashlib.sha256(chunk_bytes + vec_bytes).hexdigest()[:16]
+    if not all(digest in manifest["files"][k] for k in ("chunks", "vectors")):
+        return "the data files do not match the digest in their names"
+    return None
+
+
+def _stored_text_problem(index_dir: Path, manifest: dict) -> str | None:
+    """Stored extracted texts exist and still hash to their names (citations index them)."""
+    for doc_id, doc in manifest["documents"].items():
+        if doc.get("text"):
+            try:
+                data = (index_dir / doc["text"]).read_bytes()
+            except OSError:
+                return f"the stored text of {doc_id!r} is missing"
+            if _sha256(data) != Path(doc["text"]).stem:
+                return f"the stored text of {doc_id!r} was changed"
+    return None
+
+
+def _content_problem(manifest: dict, chunks: list[Chunk], vectors: np.ndarray, file_dim: int) -> str | None:
+    """Vectors of the right dimension, finite and unit length; chunks that agree with the documents."""
+    if file_dim != manifest["dim"]:
+        return f"the vectors have dimension {file_dim}, the manifest says {manifest['dim']}"
+    if len(vectors):
+        if not np.isfinite(vectors).all():
+            return "some vectors are not finite numbers"
+        norms = np.linalg.norm(vectors, axis=1)
+        if np.abs(norms - 1.0).max() > UNIT_NORM_TOLERANCE:
+            return "some vectors are not unit length"
+    documents = manifest["documents"]
+    counts: dict[str, int] = {}
+    for chunk in chunks:
+        if chunk.doc_id not in documents:
+            return f"chunk {chunk.chunk_id!r} belongs to no indexed document"
+        if not (0 <= chunk.start <= chunk.end and chunk.end - chunk.start == len(chunk.text)):
+            return f"chunk {chunk.chunk_id!r} has offsets that do not fit its text"
+        counts[chunk.doc_id] = counts.get(chunk.doc_id, 0) + 1
+    for doc_id, doc in documents.items():
+        if counts.get(doc_id, 0) != doc["chunks"]:
+            return f"{doc_id!r} has {counts.get(doc_id, 0)} chunks, the manifest says {doc['chunks']}"
+    return None
 
 
 def mismatches(manifest: dict, expect: dict) -> Iterable[str]:
@@ -204,7 +405,15 @@ def ingest(
 
     `progress(n)` after each embedded batch; `on_chunked(total)` once chunking is done, with the number
     of chunks to embed; `problems` (files that could not be read) are carried into the report.
+
+    Holds the writer lock throughout (`IndexBusy` if another ingest runs). An index that fails its
+    checks is rebuilt; a document whose stored chunks no longer match its text is re-embedded.
     """
+    with writer_lock(index_dir):
+        return _ingest(docs, index_dir, embedder, chunk_size, chunk_overlap, progress, problems, on_chunked)
+
+
+def _ingest(docs, index_dir, embedder, chunk_size, chunk_overlap, progress, problems, on_chunked):
     t0 = time.perf_counter()
     report = IngestReport(problems=list(problems or []))
     expect = {"embedder": embedder.id, "dim": embedder.dim, "chunking": chunk_settings(chunk_size, chunk_overlap)}
@@ -218,14 +427,21 @@ def ingest(
 
     old_docs = old.documents if old else {}
     new_ids = {d.doc_id for d in docs}
-    keep_rows: list[int] = []
     current = {d.doc_id: d.sha256 for d in docs}
+    if old:  # same sha256 but stored chunks that are not the document's text: re-embed that document
+        # (a document passed with no text stands for "as recorded": rag.library does that, reading nothing)
+        texts = {d.doc_id: d.text for d in docs if d.text}
+        drifted = {
+            c.doc_id for c in old.chunks if c.doc_id in texts and texts[c.doc_id][c.start : c.end] != c.text
+        }
+        old_docs = {k: v for k, v in old_docs.items() if k not in drifted}
+    keep_rows: list[int] = []
     if old:
         for row, chunk in enumerate(old.chunks):
             doc = old_docs.get(chunk.doc_id)
             if doc and current.get(chunk.doc_id) == doc["sha256"]:
                 keep_rows.append(row)
-    report.removed = sorted(set(old_docs) - new_ids)
+    report.removed = sorted(set(old.documents if old else {}) - new_ids)
     to_embed: list[Chunk] = []
     documents: dict[str, dict] = {}
     for doc in docs:
@@ -234,7 +450,7 @@ def ingest(
             report.unchanged.append(doc.doc_id)
             documents[doc.doc_id] = prev
             continue
-        (report.changed if prev else report.added).append(doc.doc_id)
+        (report.changed if prev or (old and doc.doc_id in old.documents) else report.added).append(doc.doc_id)
         chunks = chunk_document(doc, chunk_size, chunk_overlap)
         to_embed.extend(chunks)
         documents[doc.doc_id] = {
@@ -280,9 +496,10 @@ def ingest(
 def store_text(index_dir: Path, text: str) -> str:
     """Write an extracted text once, named by its content; returns its path relative to the index folder."""
     data = text.encode("utf-8")
-    name = f"{TEXTS}/{hashlib.sha256(data).hexdigest()}.txt"
+    digest = _sha256(data)
+    name = f"{TEXTS}/{digest}.txt"
     path = index_dir / name
-    if not path.exists():
+    if not path.is_file() or _sha256(path.read_bytes()) != digest:  # missing, or damaged: (re)write it
         path.parent.mkdir(parents=True, exist_ok=True)
         _atomic_write_bytes(path, data)
     return name

@@ -31,7 +31,14 @@ def run_command(args) -> int:
     else:
         from ui.app import mount_ui
 
-        mount_ui(app, app.state.service.get_pipeline, library=app.state.service.library)  # last: "/" catches every path no API route matched
+        service = app.state.service
+        mount_ui(  # last: "/" catches every path no API route matched
+            app,
+            service.get_pipeline,
+            library=service.library,
+            admission=service.admission,  # chat answers share the API's limit
+            queue_size=settings.queue_size,
+        )
     config = uvicorn.Config(
         app,
         host=settings.host,
@@ -76,3 +83,6 @@ def _warn_if_exposed(settings) -> None:
     if not loopback and not settings.api_token:
         print(f"rag serve: warning: listening on {settings.host} without RAG_API_TOKEN; anyone who can reach "
               "this machine can use the API", file=sys.stderr)  # fmt: skip
+    if not loopback:
+        print(f"rag serve: requests are answered when addressed to an IP or to {', '.join(settings.allowed_hosts)}; "
+              "set RAG_ALLOWED_HOSTS to add the name you browse to", file=sys.stderr)  # fmt: skip

@@ -1,12 +1,17 @@
-"""One settings object, built at the entry point and passed down (never read at import time)."""
+"""One settings object, built at the entry point and passed down (never read at import time).
+
+List settings (`RAG_CORS_ORIGINS`, `RAG_ALLOWED_HOSTS`) take a JSON list or comma-separated values:
+a plain `RAG_CORS_ORIGINS=http://x` used to fail JSON decoding with a traceback on every command.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from rag.errors import SettingsError
 
@@ -128,16 +133,62 @@ class Settings(BaseSettings):
     # --- server -------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address rag serve binds to.")
     port: int = Field(8000, ge=1, le=65535)
-    api_token: str | None = Field(None, description="When set, API requests need `Authorization: Bearer <token>`.")
+    api_token: str | None = Field(
+        None,
+        max_length=4096,
+        description="When set, API requests need `Authorization: Bearer <token>`; set but empty is refused.",
+    )
     max_question_chars: int = Field(2000, ge=10, le=100_000, description="Longest question the API accepts.")
-    queue_size: int = Field(4, ge=1, le=256, description="Requests allowed to wait for the model before 503.")
-    cors_origins: list[str] = Field(default_factory=list, description="Allowed CORS origins; empty disables CORS.")
+    queue_size: int = Field(
+        4, ge=1, le=256, description="Requests (API and chat together) allowed to wait for the model before 503."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        max_length=64,
+        description="Origins allowed to call the API and the chat from a browser (JSON list or comma-separated); "
+        "empty disables CORS.",
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["localhost", "127.0.0.1", "::1"],
+        min_length=1,
+        max_length=64,
+        description="Host header values the server answers (JSON list or comma-separated; `.example.org` also "
+        "allows its subdomains, `*` allows any). IP addresses are always allowed. Other names get 400: a web "
+        "page that rebinds its own name to this machine's address cannot use the API or the chat.",
+    )
     max_upload_bytes: int = Field(
         50 * 1024 * 1024,
         ge=1024,
         le=200 * 1024 * 1024,  # rag.documents.MAX_FILE_BYTES: ingestion reads no larger file
         description="Largest document POST /documents and the chat accept (bytes); larger uploads get 413.",
     )
+
+    @field_validator("cors_origins", "allowed_hosts", mode="before")
+    @classmethod
+    def _list_from_text(cls, value):
+        """A JSON list, or comma-separated values (`http://a, http://b`)."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    value = json.loads(text)
+                except ValueError as exc:
+                    raise ValueError(f"not a JSON list ({exc})") from None
+            else:
+                value = [part for part in (p.strip() for p in text.split(",")) if part]
+        if isinstance(value, list):
+            value = [v.strip() if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("api_token")
+    @classmethod
+    def _token_not_blank(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError(
+                "is set but empty, which would leave the API open; unset RAG_API_TOKEN to serve without a token, "
+                "or give it a value"
+            )
+        return value
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> "Settings":

@@ -22,6 +22,7 @@ from .support import fakes
 DOC = "Brad Smith met China's Minister of Commerce, Wang Wentao, on Wednesday, December 6, 2023, in Beijing."
 QUESTION = "When did Brad Smith meet Wang Wentao?"
 TOKENS = ["[1] Wednesday", ", December 6", ", 2023"]
+BASE = "http://localhost"  # the Host guard answers loopback names only by default
 INFO = {"documents": 1, "chunks": 1, "embedder": "fake@1", "model": "fake.gguf", "mode": "extractive"}
 
 
@@ -47,7 +48,7 @@ def fake():
 
 def make_client(pipeline=None, **overrides) -> TestClient:
     settings = Settings(**{"max_question_chars": 100, **overrides})
-    return TestClient(create_app(settings, pipeline=pipeline or FakePipeline()), raise_server_exceptions=False)
+    return TestClient(create_app(settings, pipeline=pipeline or FakePipeline()), base_url=BASE, raise_server_exceptions=False)
 
 
 @pytest.fixture
@@ -102,7 +103,7 @@ def test_health_loading_then_ready():
         return FakePipeline()
 
     app = create_app(Settings(), loader=slow_loader)
-    with TestClient(app) as c:
+    with TestClient(app, base_url=BASE) as c:
         assert app.state.service.get_pipeline() is None
         r = c.get("/health")
         assert (r.status_code, r.json()) == (503, {"status": "loading"})
@@ -122,7 +123,7 @@ def test_health_reports_load_failure(exc, caplog):
     def failing_loader(settings):
         raise exc
 
-    with TestClient(create_app(Settings(), loader=failing_loader)) as c:
+    with TestClient(create_app(Settings(), loader=failing_loader), base_url=BASE) as c:
         deadline = time.monotonic() + 10
         while c.get("/health").json()["status"] == "loading" and time.monotonic() < deadline:
             time.sleep(0.01)
@@ -284,7 +285,7 @@ def test_client_disconnect_mid_stream_closes_the_generator_and_frees_the_slot():
 
 async def _fire(app, n: int, path: str = "/ask"):
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=30) as c:
+    async with httpx.AsyncClient(transport=transport, base_url=BASE, timeout=30) as c:
         return await asyncio.gather(*(c.post(path, json={"question": QUESTION}) for _ in range(n)))
 
 
@@ -307,7 +308,7 @@ def test_health_answers_during_a_long_generation_and_full_queue_rejects_streams(
 
     async def scenario():
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test", timeout=30) as c:
+        async with httpx.AsyncClient(transport=transport, base_url=BASE, timeout=30) as c:
             running = asyncio.create_task(c.post("/ask", json={"question": QUESTION}))
             waiting = asyncio.create_task(c.post("/ask", json={"question": QUESTION}))
             while not pipeline.running.is_set() or app.state.service.admission.admitted < 2:

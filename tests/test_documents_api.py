@@ -55,7 +55,7 @@ def live(tmp_path):
     run_ingest(settings, embedder)
     pipeline = Pipeline.load(settings, embedder=embedder, generator=ScriptedGenerator(reply))
     app = create_app(settings, pipeline=pipeline)
-    with TestClient(app, raise_server_exceptions=False) as client:
+    with TestClient(app, base_url="http://localhost", raise_server_exceptions=False) as client:  # the Host guard
         client.settings = settings
         client.library = app.state.service.library
         yield client
@@ -171,7 +171,7 @@ def test_token_guards_documents(tmp_path):
     settings = Settings(seeds_dir=seeds, index_dir=tmp_path / "index", api_token="s3cret")
     embedder = KeywordEmbedder()
     run_ingest(settings, embedder)
-    with TestClient(create_app(settings, pipeline=Pipeline.load(settings, embedder=embedder))) as c:
+    with TestClient(create_app(settings, pipeline=Pipeline.load(settings, embedder=embedder)), base_url="http://localhost") as c:
         assert c.get("/documents").status_code == 401
         assert upload(c, "tides.md", MARKDOWN).status_code == 401
         assert c.delete(f"/documents/{document_id('harbour.md')}").status_code == 401

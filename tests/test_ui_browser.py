@@ -272,3 +272,29 @@ def test_chat_with_the_real_pipeline(browser, tmp_path, real_embedder, real_gene
         page.wait(lambda: page.marks(), "a highlighted source")
         assert any("December 6, 2023" in m for m in page.marks())
         page.screenshot("real-answer.png")
+
+
+HOSTILE_NAME = "<img src=x onerror=alert(8)>.txt"
+
+
+def test_a_hostile_document_name_shows_as_written_in_the_sources_panel(browser, tmp_path, monkeypatch):
+    """The sources panel heads each passage with its document's name: a name that is markup must show
+    as text (not an <img> whose onerror runs), in full."""
+    from tests import test_ui
+
+    monkeypatch.setattr(test_ui, "DOC", HOSTILE_NAME)  # every passage the fake returns comes from it
+    page = Page(browser, tmp_path)
+    with serving(_fake_app(lambda: test_ui.FakePipeline())) as url:
+        page.open(url)
+        page.wait(lambda: page.status().startswith("Ready"), "the ready status")
+        page.ask("When did Brad Smith meet Wang Wentao?")
+        page.wait_final()
+        page.wait(lambda: page.marks(), "a highlighted source")
+        headings = [e.get_attribute("textContent") for e in browser.find_elements("css selector", "#rag-sources .rag-doc")]
+        assert headings and all(h == HOSTILE_NAME for h in headings), headings
+        assert not browser.find_elements("css selector", "#rag-sources img, #rag-chat img[src='x']")
+        assert browser.execute_script("return window.__alerted === undefined")
+        from selenium.common.exceptions import NoAlertPresentException
+
+        with pytest.raises(NoAlertPresentException):
+            browser.switch_to.alert.text  # noqa: B018 - an alert() would be open

@@ -37,7 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         return state.get("pipeline")
 
     threading.Thread(target=load, name="rag-load", daemon=True).start()
-    app = mount_ui(FastAPI(), get_pipeline)
+    from rag.api.app import HostGuard
+
+    app = FastAPI()
+    app.add_middleware(HostGuard, allowed=Settings().allowed_hosts)  # DNS rebinding: as under `rag serve`
+    app = mount_ui(app, get_pipeline)
     print(f"chat UI on http://{args.host}:{args.port}/", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0

@@ -15,14 +15,24 @@ previous turn (rag/followup.py).
 With a `library` (rag/library.py, the server's), the page also adds and removes documents, lists them
 with their indexing status, and draws its example questions from what is loaded (ui/documents.py); the
 status timer keeps ticking so a changed index (an upload, `rag ingest` elsewhere) shows without a reload.
+
+Load limits: given the API's `Admission` (`rag serve` passes it), a chat answer takes a slot like
+an API request does, and is told "busy" when there is none, so the chat and the API share one
+limit. Gradio's own queue is bounded too (`max_size`): unbounded, 200 `queue/join` calls from one
+client were all accepted and each unread job kept ~0.5 MB. Uploads (Gradio accepts them at
+/gradio_api/upload without auth, whatever the page shows) are capped in size and deleted after
+`UPLOAD_TTL_S`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from typing import Sequence
+from typing import Any, Sequence
 
+import anyio
 import gradio as gr
+from fastapi import HTTPException
 
 from ui import documents, render
 from ui.chat import DEFAULT_EXAMPLES, GetPipeline, answer_events, assistant, status_markdown, user
@@ -31,21 +41,33 @@ STREAM_MIN_INTERVAL_S = 0.05  # at most ~20 chat updates a second while tokens a
 STATUS_POLL_S = 2.0
 SETTLED_POLL_S = 5.0  # once ready: slower, but still noticing a changed index
 MAX_QUESTION_CHARS = 2000  # the API's default limit (Settings.max_question_chars)
+QUEUE_MAX_SIZE = 4  # chat events waiting in Gradio's queue (Settings.queue_size when mounted by rag serve)
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # without a library (python -m ui); `rag serve` uses Settings.max_upload_bytes
+UPLOAD_TTL_S = 3600  # uploaded files older than this are deleted…
+UPLOAD_SWEEP_S = 600  # …checked this often
+BUSY_MESSAGE = "The server is busy answering other questions; please ask again in a moment."
+_END = object()
 
 
 # --- the page -------------------------------------------------------------------------------------------
 
 
 def build_ui(
-    get_pipeline: GetPipeline, examples: Sequence[str] = DEFAULT_EXAMPLES, title: str = "rag-chat", library=None
+    get_pipeline: GetPipeline,
+    examples: Sequence[str] = DEFAULT_EXAMPLES,
+    title: str = "rag-chat",
+    library=None,
+    admission: Any = None,
+    upload_ttl_s: int = UPLOAD_TTL_S,
 ) -> gr.Blocks:
     """The chat page. Mount it with `mount_ui` (which also adds the page's CSS).
 
     `examples` are the clickable questions for a pipeline without an index (the defaults suit the bundled
     seed document); a real pipeline's come from its documents. `library`: the upload/remove panel.
+    `admission` (rag.api.service.Admission) makes each answer take one of the API's slots.
     """
 
-    def respond(message: str, chat: list, history: list):
+    async def respond(message: str, chat: list, history: list):
         question = (message or "").strip()
         chat = list(chat or [])
         history = list(history or [])
@@ -54,46 +76,63 @@ def build_ui(
             return
         chat.append(user(question))
         chat.append(assistant(render.streaming_html("")))
+        yield "", chat, gr.update(), history
+        try:
+            slot = admission.admit() if admission is not None else contextlib.nullcontext()
+        except HTTPException:  # no slot left: what the API answers with 503, as a chat message
+            chat[-1] = assistant(render.error_html(BUSY_MESSAGE))
+            yield "", chat, gr.update(), history
+            return
         searched = None
         passages: list[dict] = []
         last = 0.0
-        yield "", chat, gr.update(), history
-        for kind, payload in answer_events(get_pipeline, question, history):
-            if kind == "loading":
-                chat[-1] = assistant(render.loading_html())
-                yield "", chat, gr.update(), history
-            elif kind == "error":
-                chat[-1] = assistant(render.error_html(payload))
-                yield "", chat, gr.update(), history
-            elif kind == "start":
-                searched = payload.query if payload.applied else None
-                if searched:
-                    chat[-1] = assistant(render.streaming_html("", searched))
-                    yield "", chat, gr.update(), history
-            elif kind == "sources":
-                passages = payload
-                yield "", chat, render.sources_html(question, None, passages), history
-            elif kind == "stream":
-                now = time.monotonic()
-                if now - last >= STREAM_MIN_INTERVAL_S:
-                    last = now
-                    chat[-1] = assistant(render.streaming_html(payload, searched))
-                    yield "", chat, gr.update(), history
-            elif kind == "final":
-                answer = payload
-                chat[-1] = assistant(render.answer_html(answer, searched))
-                sources = render.sources_html(question, answer, passages)
-                history.append(
-                    {
-                        "question": question,
-                        "query": searched or question,
-                        "answer_text": answer.get("answer"),
-                        "refused": bool(answer.get("refused")),
-                        "message_index": len(chat) - 1,
-                        "sources": sources,
-                    }
-                )
-                yield "", chat, sources, history
+        # answer_events blocks (retrieval, llama.cpp): one step at a time in a worker thread. If the page
+        # goes away mid-answer, the running step finishes first (anyio waits for it), then closing the
+        # generator closes the pipeline's stream, which frees the model.
+        events = iter(answer_events(get_pipeline, question, history))
+        try:
+            async with slot:  # waits for the model's turn behind admitted API requests
+                while (event := await anyio.to_thread.run_sync(next, events, _END)) is not _END:
+                    kind, payload = event
+                    if kind == "loading":
+                        chat[-1] = assistant(render.loading_html())
+                        yield "", chat, gr.update(), history
+                    elif kind == "error":
+                        chat[-1] = assistant(render.error_html(payload))
+                        yield "", chat, gr.update(), history
+                    elif kind == "start":
+                        searched = payload.query if payload.applied else None
+                        if searched:
+                            chat[-1] = assistant(render.streaming_html("", searched))
+                            yield "", chat, gr.update(), history
+                    elif kind == "sources":
+                        passages = payload
+                        yield "", chat, render.sources_html(question, None, passages), history
+                    elif kind == "stream":
+                        now = time.monotonic()
+                        if now - last >= STREAM_MIN_INTERVAL_S:
+                            last = now
+                            chat[-1] = assistant(render.streaming_html(payload, searched))
+                            yield "", chat, gr.update(), history
+                    elif kind == "final":
+                        answer = payload
+                        chat[-1] = assistant(render.answer_html(answer, searched))
+                        sources = render.sources_html(question, answer, passages)
+                        history.append(
+                            {
+                                "question": question,
+                                "query": searched or question,
+                                "answer_text": answer.get("answer"),
+                                "refused": bool(answer.get("refused")),
+                                "message_index": len(chat) - 1,
+                                "sources": sources,
+                            }
+                        )
+                        yield "", chat, sources, history
+        finally:
+            close = getattr(events, "close", None)
+            if close is not None:
+                close()
 
     def show_sources(history: list, evt: gr.SelectData):
         """Clicking a message shows the sources of its turn."""
@@ -139,7 +178,8 @@ def build_ui(
     def remove(doc_id):
         return documents.remove_document(library, doc_id), *listed()
 
-    with gr.Blocks(title=title, analytics_enabled=False) as demo:
+    sweep = min(UPLOAD_SWEEP_S, upload_ttl_s)
+    with gr.Blocks(title=title, analytics_enabled=False, delete_cache=(sweep, upload_ttl_s)) as demo:
         with gr.Row(equal_height=False):
             gr.Markdown(f"### {render.text_html(title)} — answers from your documents, with sources you can check")
         status_line = gr.Markdown(render.text_html(render.LOADING_MESSAGE), elem_id="rag-status")
@@ -221,17 +261,26 @@ def mount_ui(
     path: str = "/",
     examples: Sequence[str] = DEFAULT_EXAMPLES,
     library=None,
+    admission: Any = None,
+    queue_size: int = QUEUE_MAX_SIZE,
+    max_upload_bytes: int | None = None,
+    upload_ttl_s: int = UPLOAD_TTL_S,
     **mount_kwargs,
 ):
     """Mount the chat page on `app` at `path`; returns `app`.
 
     Call it after the API routes are added: a mount at "/" takes every path no earlier route matched.
-    Extra keyword arguments go to `gr.mount_gradio_app` (e.g. `auth_dependency=` to protect the page).
+    `admission` is the API's (`app.state.service.admission`), so chat answers count against its limit;
+    `queue_size` bounds Gradio's own queue of waiting chat events. Extra keyword arguments go to
+    `gr.mount_gradio_app` (e.g. `auth_dependency=` to protect the page).
     """
-    blocks = build_ui(get_pipeline, examples, library=library)
+    blocks = build_ui(get_pipeline, examples, library=library, admission=admission, upload_ttl_s=upload_ttl_s)
+    # api_open=False: events run only through the (bounded) queue, never via direct REST calls
+    blocks.queue(max_size=queue_size, api_open=False, default_concurrency_limit=1)
     mount_kwargs.setdefault("footer_links", [])
     mount_kwargs.setdefault("run_history", False)
-    if library is not None:
-        mount_kwargs.setdefault("max_file_size", library.settings.max_upload_bytes)
+    if max_upload_bytes is None:
+        max_upload_bytes = library.settings.max_upload_bytes if library is not None else MAX_UPLOAD_BYTES
+    mount_kwargs.setdefault("max_file_size", max_upload_bytes)
     css = render.CSS + documents.CSS + mount_kwargs.pop("css", "")
     return gr.mount_gradio_app(app, blocks, path=path, css=css, **mount_kwargs)

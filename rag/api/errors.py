@@ -36,6 +36,11 @@ def bad_question(message: str) -> HTTPException:
     return HTTPException(422, f"question: {message}")
 
 
+def client_gone() -> HTTPException:
+    """The client disconnected before its answer was ready; nobody reads this (499 as nginx logs it)."""
+    return HTTPException(499, "client closed the request")
+
+
 def unauthorized() -> HTTPException:
     return HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
 

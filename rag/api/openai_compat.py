@@ -15,9 +15,9 @@ import uuid
 from dataclasses import dataclass
 from typing import AsyncIterator
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Request
 
-from rag.api.routes import ERRORS, Service
+from rag.api.routes import ERRORS, Service, until_disconnected
 from rag.api.schemas import ChatCompletion, ChatCompletionRequest, ChatMessage, ModelList
 from rag.api.service import AnswerStream
 from rag.api.sse import EventStream, sse
@@ -66,12 +66,12 @@ async def models(service: Service) -> dict:
     summary="OpenAI-compatible chat completion (answers the last user message)",
     responses={200: {"content": {"text/event-stream": {"example": CHUNK_EXAMPLE}}}},
 )
-async def chat_completions(body: ChatCompletionRequest, service: Service):
+async def chat_completions(body: ChatCompletionRequest, service: Service, request: Request):
     question = last_user_text(body.messages)
     if body.stream:
         stream = service.open_stream(question, body.k)
         return EventStream(_chunks(stream, Completion.new(service.model_name())), on_close=stream.close)
-    answer = await service.ask(question, body.k)
+    answer = await service.ask(question, body.k, disconnected=until_disconnected(request))
     meta = Completion.new(answer["model"])
     return {
         "id": meta.id,

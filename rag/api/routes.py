@@ -19,6 +19,17 @@ def get_service(request: Request) -> RagService:
 
 Service = Annotated[RagService, Depends(get_service)]
 
+
+def until_disconnected(request: Request):
+    """An awaitable factory that returns when the client disconnects. The body is read already, so the
+    next ASGI message is `http.disconnect` (servers send it when the client goes or the response is done)."""
+
+    async def wait() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    return wait
+
 ERRORS = {
     401: {"model": ErrorOut, "description": "Missing or wrong bearer token (only when the server has one)."},
     413: {"model": ErrorOut, "description": "Request body too large."},
@@ -31,9 +42,9 @@ status = APIRouter(tags=["status"])
 
 
 @answers.post("/ask", response_model=AnswerOut, summary="Answer a question with citations")
-async def ask(body: AskRequest, service: Service) -> dict:
+async def ask(body: AskRequest, service: Service, request: Request) -> dict:
     """Retrieve passages, answer from them and verify each citation; refuses when the documents don't say."""
-    return await service.ask(body.question, body.k)
+    return await service.ask(body.question, body.k, disconnected=until_disconnected(request))
 
 
 @answers.post(

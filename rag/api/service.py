@@ -10,6 +10,11 @@ assignment of `state`, so a request keeps the pipeline it started with.
 Concurrency: one llama.cpp context can serve one request at a time. `Admission` lets in at most
 `queue_size` waiting requests plus the one running; any more get 503 + Retry-After at once instead
 of an ever-growing backlog. Admission state is only touched on the event loop, so it needs no lock.
+The chat page is admitted by the same `Admission` (ui/app.py), so the limit holds for both.
+
+A non-streamed answer whose client disconnects stops too: waiting, it leaves the queue at once;
+running, the pipeline's generator is closed at its next event (a token, ~30 ms), so the model is
+free for the next request instead of finishing an answer nobody reads.
 """
 
 from __future__ import annotations
@@ -17,8 +22,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import unicodedata
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator, Awaitable, Callable
 
 from starlette.concurrency import run_in_threadpool
 
@@ -31,6 +37,8 @@ from rag.contract import AnswerEvent, SourcesEvent, StreamEvent, TokenEvent
 log = logging.getLogger("rag.api")
 
 Loader = Callable[[Any], Any]  # settings -> pipeline
+Disconnected = Callable[[], Awaitable[None]]  # returns when the client has gone away
+INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"}  # controls, format (zero-width), unassigned, spaces
 
 
 def load_pipeline(settings):
@@ -152,8 +160,8 @@ class RagService:
         return {"status": state.status, "detail": state.detail}
 
     def get_pipeline(self):
-        """For the chat UI (`ui.app.mount_ui(app, service.get_pipeline)`): the pipeline once loaded, None
-        while loading, or raises with the load error. The UI bypasses `Admission`: Gradio queues its own."""
+        """For the chat UI (`ui.app.mount_ui(app, service.get_pipeline, admission=service.admission)`): the
+        pipeline once loaded, None while loading, or raises with the load error."""
         state = self._current()
         if state.status == "error":
             raise state.error or ModelError(f"the server could not load its model or index: {state.detail}")
@@ -172,23 +180,53 @@ class RagService:
     def check_question(self, question: str) -> str:
         """The configured bounds, for every entry point (the schema can only hold a fixed bound)."""
         text = question.strip()
-        if not text:
-            raise errors.bad_question("must not be blank")
+        if not any(unicodedata.category(ch) not in INVISIBLE for ch in text):
+            raise errors.bad_question("must not be blank (it has no visible characters)")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:  # a lone surrogate ("\ud800" in JSON): the tokenizers choke on it
+            raise errors.bad_question(f"is not valid Unicode (a lone surrogate at position {exc.start})") from None
         limit = self.settings.max_question_chars
         if len(text) > limit:
             raise errors.bad_question(f"too long ({len(text)} characters; the limit is {limit})")
         return text
 
-    async def ask(self, question: str, k: int | None = None) -> dict:
-        """The answer contract of `Answer.to_dict()`; waits for the model in the bounded queue."""
+    async def ask(self, question: str, k: int | None = None, disconnected: Disconnected | None = None) -> dict:
+        """The answer contract (`Answer.model_dump()`); waits for the model in the bounded queue.
+
+        `disconnected` (awaitable that returns when the client is gone) stops the work early: see above."""
         question = self.check_question(question)
         pipeline = self._pipeline_state().pipeline
-        async with self.admission.admit():
+        slot = self.admission.admit()
+        stop = threading.Event()
+
+        async def answer():
+            async with slot:  # cancelled while waiting for the turn: the slot is freed at once
+                return await run_in_threadpool(_consume, pipeline, question, k, stop)
+
+        work = asyncio.ensure_future(answer())
+        watcher = asyncio.ensure_future(disconnected()) if disconnected else None
+        try:
+            if watcher is not None:
+                await asyncio.wait({work, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():  # the client went away
+                if slot.holds_turn:
+                    stop.set()  # the thread closes the generator at its next event, then the slot frees
+                else:
+                    work.cancel()
+                await asyncio.gather(work, return_exceptions=True)
+                raise errors.client_gone()
             try:
-                answer = await run_in_threadpool(pipeline.ask, question, k)
+                result = await work
             except Exception as exc:  # noqa: BLE001 - translated to a JSON error
                 raise errors.translate(exc) from exc
-        return answer.model_dump()
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            if not work.done():  # this request itself was cancelled
+                stop.set()
+                work.cancel()
+        return result.model_dump()
 
     def open_stream(self, question: str, k: int | None = None) -> "AnswerStream":
         """Admit a streaming answer now (so a full queue is a 503, not an error event) and hand it back."""
@@ -198,6 +236,20 @@ class RagService:
 
 
 _END = object()
+
+
+def _consume(pipeline, question: str, k: int | None, stop: threading.Event):
+    """`pipeline.ask` by way of `ask_stream`, so it can stop between events when `stop` is set."""
+    generator = pipeline.ask_stream(question, k)
+    try:
+        for event in generator:
+            if isinstance(event, AnswerEvent):
+                return event.answer
+            if stop.is_set():
+                return None
+        raise RuntimeError("the answer stream ended without an answer")
+    finally:
+        generator.close()
 
 
 class AnswerStream:

@@ -1,0 +1,116 @@
+"""The chat page under load and abuse: shared admission with the API, a bounded Gradio queue, bounded uploads."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from rag.api import create_app
+from rag.api.service import Admission
+from rag.settings import Settings
+from ui.app import BUSY_MESSAGE, build_ui, mount_ui
+
+from .test_api import BASE, FakePipeline
+from .test_api_hardening import Fake
+
+
+def respond_of(blocks):
+    return next(f.fn for f in blocks.fns.values() if getattr(f.fn, "__name__", "") == "respond")
+
+
+def run_respond(respond, question="When did Brad Smith meet Wang Wentao?"):
+    async def go():
+        return [step async for step in respond(question, [], [])]
+
+    return asyncio.run(go())
+
+
+class WatchingPipeline(Fake):
+    """Records how many admission slots were taken while it answered."""
+
+    def __init__(self, admission):
+        super().__init__()
+        self.admission = admission
+        self.seen: list[int] = []
+
+    def ask_stream(self, question, k=None):
+        self.seen.append(self.admission.admitted)
+        return super().ask_stream(question, k)
+
+
+def test_a_chat_answer_takes_an_api_slot():
+    admission = Admission(waiting=0)
+    pipeline = WatchingPipeline(admission)
+    steps = run_respond(respond_of(build_ui(lambda: pipeline, admission=admission)))
+    assert pipeline.seen == [1] and admission.admitted == 0
+    assert "Wednesday" in steps[-1][1][-1]["content"]
+
+
+def test_the_chat_is_told_busy_when_the_api_holds_every_slot():
+    admission = Admission(waiting=0)
+    held = admission.admit()  # an API request is being answered
+    pipeline = FakePipeline()
+    steps = run_respond(respond_of(build_ui(lambda: pipeline, admission=admission)))
+    assert "busy" in steps[-1][1][-1]["content"] and BUSY_MESSAGE.split()[0] in steps[-1][1][-1]["content"]
+    assert pipeline.calls == [] and admission.admitted == 1
+    held.release()
+
+
+def _gradio(app):
+    return app.routes[-1].app  # the mount at "/"
+
+
+def test_gradio_queue_is_bounded():
+    pipeline = FakePipeline()
+    pipeline.gate.clear()  # the first answer holds the model; the rest would pile up
+    app = create_app(Settings(queue_size=2), pipeline=pipeline)
+    service = app.state.service
+    mount_ui(app, service.get_pipeline, admission=service.admission, queue_size=2)
+    blocks = _gradio(app).get_blocks()
+    fn_index = next(i for i, f in blocks.fns.items() if getattr(f.fn, "__name__", "") == "respond")
+    try:
+        with TestClient(app, base_url=BASE) as c:
+            codes = []
+            for n in range(40):
+                body = {"data": [f"question {n}", [], []], "fn_index": fn_index, "session_hash": f"s{n}",
+                        "event_data": None, "trigger_id": None}  # fmt: skip
+                codes.append(c.post("/gradio_api/queue/join", json=body).status_code)
+            assert codes.count(200) <= 2 + 1, codes  # queue_size waiting + the one being processed
+            assert codes.count(503) >= 37
+            pipeline.gate.set()
+    finally:
+        pipeline.gate.set()
+
+
+def _upload(client, name: str, size: int):
+    return client.post("/gradio_api/upload", files={"files": (name, b"x" * size, "text/plain")})
+
+
+def test_uploads_are_capped_at_max_upload_bytes(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
+    app = create_app(Settings(max_upload_bytes=1024 * 1024), pipeline=FakePipeline())
+    mount_ui(app, app.state.service.get_pipeline, max_upload_bytes=1024 * 1024)
+    with TestClient(app, base_url=BASE) as c:
+        assert _upload(c, "doc.txt", 200_000).status_code == 200  # over the 64 KB question limit
+        big = _upload(c, "big.txt", 1024 * 1024 + 1)
+        assert big.status_code in (400, 413), big.text
+        assert not [p for p in tmp_path.rglob("big.txt")]
+
+
+def test_uploads_are_deleted_after_their_time(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
+    app = create_app(Settings(), pipeline=FakePipeline())
+    mount_ui(app, app.state.service.get_pipeline, upload_ttl_s=1)
+    with TestClient(app, base_url=BASE) as c:
+        r = _upload(c, "note.txt", 100)
+        assert r.status_code == 200
+        stored = Path(r.json()[0])
+        assert stored.exists()
+        deadline = time.monotonic() + 10
+        while stored.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not stored.exists(), "the upload was not swept"
