@@ -96,6 +96,7 @@ def extractive_grammar(
     before: int = 3,
     after: int = 8,
     windows: dict[int, tuple[int, int]] | None = None,
+    parts: int = 1,
 ) -> str:
     """GBNF: "[n] " + consecutive words of passage n, ending at or before a sentence end.
 
@@ -128,7 +129,7 @@ def extractive_grammar(
                 rules.append(f'{prefix}{i} ::= {literal} (" " {prefix}{i + 1})?')
     if not choices:
         raise ValueError("no passage has any words to cite")
-    return templates.render(template, choices=" | ".join(choices), span_rules="\n".join(rules))
+    return templates.render(template, choices=" | ".join(choices), span_rules="\n".join(rules), parts=parts)
 
 
 _TRAILING = ".,;:!?\"')\u201d"

@@ -129,3 +129,20 @@ INSTRUCTION = re.compile(
     r"\byou are (?:now|no longer)\b|\bsystem prompt\b|\bnew instructions?\b",
     re.I,
 )
+
+# --- answer spans ------------------------------------------------------------------------------------------
+# Where a copied span stops being the answer and starts a new clause: ", which…", ", but…", "; …", " (…".
+# A 135M model copies on to the sentence end; SQuAD answers are a few words.
+CLAUSE_BREAK = re.compile(
+    r",\s+(?:which|who|whom|whose|where|when|while|but|although|though|with|as|after|before|since|because|"
+    r"so|and|the|a|an|it|its|their|this|that|these|those|he|she|they|in|on|at|for|from|to|by|during)\b|"
+    r",\s+(?!including\b)[a-z]+ing\b|;|:|\s\((?!e\.g\.|i\.e\.)|\s[\u2014\u2013]\s|\.?\[",
+    re.I,
+)
+
+# Questions that ask for two things get two spans, each cited.
+TWO_PART_QUESTION = re.compile(
+    r"\b(?:which|what|who|name)\s+(?:two|both)\b|\bwho\s+(?:met|called|visited|beat|defeated)\s+whom\b|"
+    r"\b(?:who|what|which|when|where)\b[^?]*?,?\s+and\s+(?:who|what|which|when|where|how)\b",
+    re.I,
+)

@@ -61,8 +61,9 @@ def build_strategy(settings: Settings, generator: Generator, embedder: Embedder,
     if answer_mode(settings, generator) == "extractive":
         model = load_answering_model(settings, templates)
         return Extractive(
-            templates, policy, settings.max_answer_tokens, embedder, model=model, candidates=settings.candidate_sentences
-        )
+            templates, policy, settings.max_answer_tokens, embedder, model=model,
+            candidates=settings.candidate_sentences, tidy_spans=settings.tidy_spans,
+        )  # fmt: skip
     return Generative(templates, policy, settings.max_generative_tokens)
 
 

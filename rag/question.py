@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from rag.lexicon import ANSWER_KIND_WORDS, DEMONYMS, QUESTION_TYPES, QUESTION_WORDS, STOPWORDS
+from rag.lexicon import ANSWER_KIND_WORDS, DEMONYMS, QUESTION_TYPES, QUESTION_WORDS, STOPWORDS, TWO_PART_QUESTION
 from rag.text import collapse_initialisms, norm, words
 
 
@@ -21,6 +21,7 @@ class Question:
     terms: tuple[str, ...]  # normalised content words (what the question is about)
     asked: frozenset[str]  # every normalised word of the question (an answer must add something to these)
     avoid_start: frozenset[str]  # lower-cased content words an answer span may not start with (echo)
+    parts: int = 1  # things asked for: 2 for "which two…", "who met whom", "what … and when …"
 
     @property
     def near(self) -> frozenset[str]:
@@ -71,4 +72,5 @@ def analyse(text: str) -> Question:
         terms=tuple(content_terms(text)),
         asked=frozenset(norm(w) for w in words(collapse_initialisms(text))),
         avoid_start=frozenset(w for w in words(text) if w not in STOPWORDS),
+        parts=2 if TWO_PART_QUESTION.search(text) else 1,
     )

@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     answer_threshold: float | None = Field(
         None, ge=0.0, le=1.0, description="Refuse below this P(right answer); default: the fitted model's threshold."
     )
+    tidy_spans: bool = Field(
+        False,
+        description="Cut a copied answer at the first clause break and drop words that only repeat the question "
+        "(rag/spans.py).",
+    )
     candidate_sentences: int = Field(
         1, ge=1, le=5, description="Candidate sentences (one per passage) the model may copy its answer from."
     )

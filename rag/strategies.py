@@ -11,6 +11,7 @@ Both end in an `Outcome`; the refusal policy (rag/refusal.py) gives the verdict 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -32,6 +33,7 @@ from rag.lexicon import REPAIRABLE_TYPES, STOPWORDS
 from rag.prompts import Templates, TemplateSet
 from rag.question import Question
 from rag.refusal import RefusalPolicy, Signals, assess
+from rag.spans import tidy
 from rag.text import stem, words
 
 
@@ -117,42 +119,61 @@ class Extractive(_Prompting):
         embedder: Embedder,
         model: AnsweringModel | None = None,
         candidates: int = 1,
+        tidy_spans: bool = False,
     ):
         super().__init__(templates, policy, max_tokens)
         self.embedder = embedder
         self.model = model
         self.candidates = candidates
+        self.tidy_spans = tidy_spans
 
     def plan(self, question: Question, numbered: list[Numbered]) -> Plan | None:
         ranked = select_sentences(question, numbered, self.embedder, self.model.selector if self.model else None)
         if not ranked:
             return None
         chosen: list[Candidate] = []
-        for c in ranked:
-            if len(chosen) < self.candidates and all(c.item.n != x.item.n for x in chosen):
-                chosen.append(c)
-        shown = [_Shown(c.item.n, c.text) for c in chosen]
-        windows = {c.item.n: (c.start, c.end) for c in chosen}
+        if question.parts > 1:  # two things asked: the two best sentences, wherever they are
+            chosen = ranked[: question.parts]
+        else:
+            for c in ranked:
+                if len(chosen) < self.candidates and all(c.item.n != x.item.n for x in chosen):
+                    chosen.append(c)
+        windows = _windows(chosen)
+        items = {c.item.n: c.item for c in chosen}
+        shown = [_Shown(n, items[n].text[s:e]) for n, (s, e) in windows.items()]
         grammar = extractive_grammar(
-            self.templates, self.files.grammar, [c.item for c in chosen], None, set(question.avoid_start),
-            set(question.near), windows=windows,
+            self.templates, self.files.grammar, list(items.values()), None, set(question.avoid_start),
+            set(question.near), windows=windows, parts=question.parts,
         )  # fmt: skip
-        return Plan(self.messages(question.text, shown), grammar, self.max_tokens, chosen[0], chosen, ranked)
+        max_tokens = self.max_tokens * question.parts
+        return Plan(self.messages(question.text, shown), grammar, max_tokens, chosen[0], chosen, ranked)
+
+    def _cite(self, question: Question, piece: str, plan: Plan) -> tuple[Citation, Candidate] | None:
+        """One "[n] words" piece of the reply as an exact, tidied citation, and the sentence it came from."""
+        citation = parse_extractive(piece, [c.item for c in plan.shown], windows=_windows(plan.shown))
+        if citation is None:
+            return None
+        item = next(c.item for c in plan.shown if c.item.n == citation.n)
+        base = item.passage.chunk.start
+        if self.tidy_spans:
+            citation = span_citation(item, *tidy(item.text, citation.start - base, citation.end - base, question))
+        rel = citation.start - base
+        best = next((c for c in plan.shown if c.item.n == citation.n and c.start <= rel < c.end), plan.shown[0])
+        return citation, best
 
     def finish(self, question: Question, raw: str, plan: Plan, numbered: list[Numbered], relevance: float) -> Outcome:
-        windows = {c.item.n: (c.start, c.end) for c in plan.shown}
-        citation = parse_extractive(raw, [c.item for c in plan.shown], windows=windows)
-        if citation is None:
+        pieces = re.split(r";\s*(?=\[\d+\])", raw.strip()) if question.parts > 1 else [raw]
+        cited = [self._cite(question, piece, plan) for piece in pieces]
+        if not cited or any(c is None for c in cited):
             return Outcome(reason=f"the model did not copy the passage: {raw!r}")
-        best = next(c for c in plan.shown if c.item.n == citation.n)
+        if len(cited) > 1:
+            return self._finish_parts(question, cited, relevance)
+        citation, best = cited[0]
         item, sentence = best.item, best.text
         signals = assess(question, citation.quote, sentence, relevance)
         if not signals.typed and question.kind in REPAIRABLE_TYPES:
             citation, signals = self._repair(question, best, citation, signals, relevance)
-        evidence = contract.Evidence(
-            n=item.n, source=item.passage.chunk.doc_id, start=item.passage.chunk.start + best.start,
-            end=item.passage.chunk.start + best.end, text=sentence,
-        )  # fmt: skip
+        evidence = _evidence(best)
         if self.model is not None:
             features = answer_features(question, citation.quote, best, plan.ranked, signals)
             reason = self.policy.fitted_verdict(self.model.answerer, features, signals)
@@ -163,6 +184,20 @@ class Extractive(_Prompting):
             return Outcome(signals=signals, reason=reason, evidence=[evidence])
         answer = f"{citation.quote.strip()} {contract.marker(citation.n)}"
         return Outcome(answer, [citation], [evidence], signals)
+
+    def _finish_parts(self, question: Question, cited: list, relevance: float) -> Outcome:
+        """Two spans: each must be new words, the names of the question must be in their sentences."""
+        quotes = " ".join(c.quote for c, _ in cited)
+        sources = list({(b.item.n, b.start): b for _, b in cited}.values())
+        signals = assess(question, quotes, " ".join(b.text for b in sources), relevance)
+        evidence = [_evidence(b) for b in sources]
+        if len({c.quote.lower() for c, _ in cited}) < len(cited):
+            return Outcome(signals=signals, reason="No sentence in the passages clearly answers this question", evidence=evidence)
+        reason = self.policy.verdict(signals)
+        if reason:
+            return Outcome(signals=signals, reason=reason, evidence=evidence)
+        answer = "; ".join(f"{c.quote.strip()} {contract.marker(c.n)}" for c, _ in cited)
+        return Outcome(answer, [c for c, _ in cited], evidence, signals)
 
     @staticmethod
     def _repair(question: Question, best: Candidate, citation: Citation, signals: Signals, relevance: float):
@@ -215,6 +250,21 @@ class Generative(_Prompting):
             return Outcome(signals=signals, reason=reason, dropped=dropped)
         cited = sorted(citations.values(), key=lambda c: c.n)
         return Outcome(answer_text, cited, [], signals, dropped=dropped)
+
+
+def _windows(chosen: list[Candidate]) -> dict[int, tuple[int, int]]:
+    """Per passage, the span of text covering its chosen sentences (in passage order)."""
+    out: dict[int, tuple[int, int]] = {}
+    for c in chosen:
+        s, e = out.get(c.item.n, (c.start, c.end))
+        out[c.item.n] = (min(s, c.start), max(e, c.end))
+    return dict(sorted(out.items()))
+
+
+def _evidence(c: Candidate) -> contract.Evidence:
+    base = c.item.passage.chunk.start
+    return contract.Evidence(n=c.item.n, source=c.item.passage.chunk.doc_id, start=base + c.start, end=base + c.end,
+                             text=c.text)  # fmt: skip
 
 
 def answer_features(

@@ -73,7 +73,7 @@ def test_grammars_compile_in_llama_cpp(kind):
 def test_extractive_grammar_offers_only_retrieved_numbers_and_skips_question_words():
     numbered = number_passages([passage("Smith met Wang on Wednesday."), passage("Other text.", n=1)])
     grammar = extractive_grammar(TEMPLATES, "extractive.gbnf", numbered[:1], avoid_start={"smith", "met"})
-    root = next(line for line in grammar.splitlines() if line.startswith("root"))
+    root = next(line for line in grammar.splitlines() if line.startswith("span ::="))
     assert '"1] "' in root and '"2] "' not in root
     assert "p1w0 " not in root and "p1w1 " not in root and "p1w2" in root  # cannot start with "Smith" or "met"
 
@@ -190,3 +190,25 @@ def test_empty_question_is_an_error(pipeline_with):
     p = pipeline_with(copy_phrase("x"))
     with pytest.raises(QueryError):
         p.ask("   ")
+
+
+def test_two_part_grammar_asks_for_two_cited_spans():
+    from llama_cpp import LlamaGrammar
+
+    numbered = number_passages([passage("Smith met Wang on Wednesday."), passage("Cook visited Beijing.", n=1)])
+    grammar = extractive_grammar(TEMPLATES, "extractive.gbnf", numbered, parts=2)
+    assert 'root ::= span "; " span' in grammar
+    assert LlamaGrammar.from_string(grammar, verbose=False) is not None
+
+
+def test_two_part_question_gets_two_cited_spans(pipeline_with):
+    def two(question, shown, messages):
+        n, text = shown[0]
+        return f"[{n}] Brad Smith; [{n}] Wang Wentao"
+
+    p = pipeline_with(two)
+    answer = p.ask("Who met whom on December 6, 2023?")
+    assert not answer.refused, answer.reason
+    assert answer.answer == "Brad Smith [1]; Wang Wentao [1]"
+    text = SEED_FILE.read_text()
+    assert [text[c.start : c.end] for c in answer.citations] == ["Brad Smith", "Wang Wentao"]
