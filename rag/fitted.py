@@ -61,7 +61,7 @@ class Logistic:
 @dataclass(frozen=True)
 class AnsweringModel:
     selector: Logistic  # P(sentence holds the answer)
-    answerer: Logistic  # P(the answer is right), refuse below its threshold
+    answerer: Logistic | None  # P(the question is answerable), refuse below its threshold; None: the rules decide
     meta: dict
 
     @classmethod

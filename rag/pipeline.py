@@ -51,7 +51,9 @@ def load_answering_model(settings: Settings, templates: Templates) -> AnsweringM
     if settings.decisions == "rules":
         return None
     model = AnsweringModel.load(templates)
-    if settings.answer_threshold is not None:
+    if settings.decisions == "selector":
+        model = replace(model, answerer=None)
+    if settings.answer_threshold is not None and model.answerer is not None:
         model = replace(model, answerer=replace(model.answerer, threshold=settings.answer_threshold))
     return model
 

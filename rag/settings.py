@@ -106,10 +106,11 @@ class Settings(BaseSettings):
     )
 
     # --- answering decisions -----------------------------------------------------
-    decisions: Literal["fitted", "rules"] = Field(
+    decisions: Literal["fitted", "selector", "rules"] = Field(
         "rules",
         description="fitted: sentence choice and answer/refuse by the logistic models in prompts/answering_model.json "
-        "(fitted on SQuAD 2.0 articles by `python -m rag_eval.fit`); rules: the hand-set weights and checks.",
+        "(fitted on SQuAD 2.0 articles by `python -m rag_eval.fit`); selector: the fitted sentence choice with the "
+        "hand-written refusal checks; rules: hand-set weights and checks.",
     )
     answer_threshold: float | None = Field(
         None, ge=0.0, le=1.0, description="Refuse below this P(right answer); default: the fitted model's threshold."

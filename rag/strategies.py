@@ -174,7 +174,7 @@ class Extractive(_Prompting):
         if not signals.typed and question.kind in REPAIRABLE_TYPES:
             citation, signals = self._repair(question, best, citation, signals, relevance)
         evidence = _evidence(best)
-        if self.model is not None:
+        if self.model is not None and self.model.answerer is not None:
             features = answer_features(question, citation.quote, best, plan.ranked, signals)
             reason = self.policy.fitted_verdict(self.model.answerer, features, signals)
             signals.extra = features
