@@ -104,7 +104,7 @@ class Answerer:
             plan = self.strategy.plan(q, numbered)
             steps["plan"] = _ms(t2)
             if plan is None:
-                refusal = "no passage sentence can serve as evidence"
+                refusal = "No sentence in the passages can serve as evidence"
         return Prepared(q, passages, numbered, relevance, plan, refusal, steps)
 
     # --- answering ---------------------------------------------------------------------------------------

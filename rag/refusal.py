@@ -31,6 +31,7 @@ class Signals:
     missing_terms: list[str] = field(default_factory=list)
     relevance: float = 0.0  # best dense cosine among retrieved passages
     echo: bool = False  # the answer only repeats words of the question
+    missing_words: list[str] = field(default_factory=list)  # the question's own words behind missing_terms
     extra: dict = field(default_factory=dict)  # the fitted model's features, when one decided
 
     def to_dict(self) -> dict:
@@ -49,7 +50,9 @@ def assess(question: Question, answer: str, context: str, relevance: float) -> S
     support = 1.0 if not terms else (len(terms) - len(missing)) / len(terms)
     answer_terms = {norm(w) for w in words(collapse_initialisms(answer)) if w not in STOPWORDS}
     echo = bool(answer_terms) and answer_terms <= question.asked
-    return Signals(kind, typed, names, missing_anchors, support, terms, missing, relevance, echo)
+    gone = set(missing)
+    missing_words = list(dict.fromkeys(w for w in words(question.text) if norm(w) in gone))
+    return Signals(kind, typed, names, missing_anchors, support, terms, missing, relevance, echo, missing_words)
 
 
 @dataclass(frozen=True)
@@ -61,11 +64,11 @@ class RefusalPolicy:
     refusal_text: str = "The documents don't say."
 
     def before_generation(self, relevance: float | None) -> str | None:
-        """A reason to refuse without asking the model, or None."""
+        """A reason to refuse without asking the model, or None (the scores stay in `signals`)."""
         if relevance is None:
-            return "no passages retrieved"
+            return "No passage of the documents matches the question"
         if relevance < self.min_relevance:
-            return f"passages are off-topic (best similarity {relevance:.2f})"
+            return OFF_TOPIC
         return None
 
     def fitted_verdict(self, model, features: dict, signals: Signals) -> str | None:
@@ -79,17 +82,21 @@ class RefusalPolicy:
         return plain_reason(weakest, signals)
 
     def verdict(self, signals: Signals) -> str | None:
-        """The reason to refuse this answer, or None to give it."""
+        """The reason to refuse this answer, in words a reader can check, or None to give it."""
         if not signals.typed:
-            return f"no {signals.question_type} in the cited passage"
+            return plain_reason("typed", signals)
         if signals.missing_anchors:
-            return f"the cited passage does not mention {', '.join(signals.missing_anchors)}"
+            return plain_reason("missing_names", signals)
         if signals.echo:
-            return "the answer only repeats the question"
+            return plain_reason("echo", signals)
         if signals.support < self.min_support:
-            return f"the cited passage does not cover the question ({', '.join(signals.missing_terms)} missing)"
+            words_ = ", ".join(signals.missing_words[:5])
+            return f"The passages say nothing about {words_}" if words_ else OFF_TOPIC
         return None
 
+
+OFF_TOPIC = "The passages are about other things"
+NO_CLEAR_ANSWER = "No sentence in the passages clearly answers this question"
 
 KIND_WORDS = {
     "date": "a date", "time": "a time", "duration": "a length of time", "age": "an age", "number": "a number",
@@ -106,5 +113,5 @@ def plain_reason(feature: str, signals: Signals) -> str:
     if feature in ("echo", "answer_in_question"):
         return "The only candidate answer repeats the question's own words"
     if feature in ("cosine", "passage_cosine", "relevance", "passage_bm25"):
-        return "The passages are about other things"
-    return "No sentence in the passages clearly answers this question"
+        return OFF_TOPIC
+    return NO_CLEAR_ANSWER

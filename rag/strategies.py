@@ -32,7 +32,7 @@ from rag.fitted import AnsweringModel
 from rag.lexicon import REPAIRABLE_TYPES, STOPWORDS
 from rag.prompts import Templates, TemplateSet
 from rag.question import Question
-from rag.refusal import RefusalPolicy, Signals, assess
+from rag.refusal import NO_CLEAR_ANSWER, RefusalPolicy, Signals, assess
 from rag.spans import tidy
 from rag.text import stem, words
 
@@ -165,7 +165,7 @@ class Extractive(_Prompting):
         pieces = re.split(r";\s*(?=\[\d+\])", raw.strip()) if question.parts > 1 else [raw]
         cited = [self._cite(question, piece, plan) for piece in pieces]
         if not cited or any(c is None for c in cited):
-            return Outcome(reason=f"the model did not copy the passage: {raw!r}")
+            return Outcome(reason=NO_CLEAR_ANSWER)
         if len(cited) > 1:
             return self._finish_parts(question, cited, relevance)
         citation, best = cited[0]
@@ -192,7 +192,7 @@ class Extractive(_Prompting):
         signals = assess(question, quotes, " ".join(b.text for b in sources), relevance)
         evidence = [_evidence(b) for b in sources]
         if len({c.quote.lower() for c, _ in cited}) < len(cited):
-            return Outcome(signals=signals, reason="No sentence in the passages clearly answers this question", evidence=evidence)
+            return Outcome(signals=signals, reason=NO_CLEAR_ANSWER, evidence=evidence)
         reason = self.policy.verdict(signals)
         if reason:
             return Outcome(signals=signals, reason=reason, evidence=evidence)
@@ -222,7 +222,7 @@ class Generative(_Prompting):
     def finish(self, question: Question, raw: str, plan: Plan, numbered: list[Numbered], relevance: float) -> Outcome:
         text = raw.strip()
         if not text or text.startswith(self.policy.refusal_text.rstrip(".")):
-            return Outcome(reason="the model found no answer in the passages")
+            return Outcome(reason="The model found no answer in the passages")
         by_n = {x.n: x for x in numbered}
         kept, dropped, citations = [], [], {}
         for claim, numbers in split_claims(text):
@@ -241,7 +241,7 @@ class Generative(_Prompting):
             citations.setdefault(item.n, span_citation(item, start, end))
             kept.append(f"{claim} {contract.marker(item.n)}.")
         if not kept:
-            return Outcome(reason="no sentence of the reply is supported by its citation", dropped=dropped)
+            return Outcome(reason="No sentence of the reply is supported by the passage it cites", dropped=dropped)
         answer_text = " ".join(kept)
         context = " ".join(c.quote for c in citations.values())
         signals = assess(question, answer_text, context, relevance)
