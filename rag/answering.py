@@ -97,7 +97,7 @@ class Answerer:
         steps["fit_budget"] = _ms(t1)
         numbered = number_passages(passages)
         relevance = max((p.dense for p in passages), default=None)
-        refusal = self.policy.before_generation(relevance)
+        refusal = self.policy.before_generation(relevance, q)
         plan = None
         if refusal is None:
             t2 = time.perf_counter()

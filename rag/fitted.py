@@ -28,6 +28,12 @@ class Logistic:
     means: tuple[float, ...] = ()  # standardisation applied before the weights
     scales: tuple[float, ...] = ()
 
+    def __post_init__(self) -> None:
+        if not self.means:
+            object.__setattr__(self, "means", (0.0,) * len(self.features))
+        if not self.scales:
+            object.__setattr__(self, "scales", (1.0,) * len(self.features))
+
     @classmethod
     def from_dict(cls, data: dict, name: str) -> "Logistic":
         try:

@@ -92,6 +92,10 @@ ANSWER_TYPES: dict[str, re.Pattern] = {
 # typed phrase of the chosen sentence; names are not (every sentence has some).
 REPAIRABLE_TYPES = frozenset({"date", "time", "duration", "age", "number", "numeral", "location", "reason"})
 
+# Types whose pattern is reliable enough that an answer without one is wrong ("how many" answered
+# without a number); location, name and reason patterns miss bare forms ("Pickawillany").
+STRICT_TYPES = frozenset({"date", "time", "duration", "age", "number", "numeral"})
+
 # What may follow a typed phrase and still belong to it: "December 6" + ", 2023".
 TYPE_TAILS: dict[str, re.Pattern] = {
     "date": re.compile(r"[ ,]*\d{1,4}(?:,\s*\d{4})?"),
@@ -126,7 +130,10 @@ COUNTED_THING = re.compile(r"\bhow many (\w+)")
 # not statements about the world, so they are never offered as evidence.
 INSTRUCTION = re.compile(
     r"\b(?:ignore|disregard|forget|override)\b.{0,40}\b(?:instructions?|rules?|prompts?|guidelines)\b|"
-    r"\byou are (?:now|no longer)\b|\bsystem prompt\b|\bnew instructions?\b",
+    r"\byou are (?:now|no longer)\b|\bsystem prompt\b|\bnew instructions?\b|"
+    r"^\s*(?:system|assistant|user)\s*(?:override)?\s*:|\bnote to (?:the )?(?:ai|assistant|model|llm)\b|"
+    r"\b(?:ai|language) model(?:s)?,? (?:must|should|will) (?:answer|say|reply|respond)\b|"
+    r"\bthe answer to (?:every|any|all) questions?\b",
     re.I,
 )
 

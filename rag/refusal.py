@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from rag.answer_types import find_typed, has_type
-from rag.lexicon import STOPWORDS
+from rag.lexicon import INSTRUCTION, STOPWORDS
 from rag.question import Question
 from rag.text import collapse_initialisms, context_terms, norm, words
 
@@ -63,8 +63,10 @@ class RefusalPolicy:
     min_relevance: float = 0.15
     refusal_text: str = "The documents don't say."
 
-    def before_generation(self, relevance: float | None) -> str | None:
+    def before_generation(self, relevance: float | None, question: Question | None = None) -> str | None:
         """A reason to refuse without asking the model, or None (the scores stay in `signals`)."""
+        if question is not None and INSTRUCTION.search(question.text):
+            return "That is an instruction to the assistant, not a question about the documents"
         if relevance is None:
             return "No passage of the documents matches the question"
         if relevance < self.min_relevance:

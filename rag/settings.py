@@ -107,7 +107,7 @@ class Settings(BaseSettings):
 
     # --- answering decisions -----------------------------------------------------
     decisions: Literal["fitted", "selector", "rules"] = Field(
-        "rules",
+        "fitted",
         description="fitted: sentence choice and answer/refuse by the logistic models in prompts/answering_model.json "
         "(fitted on SQuAD 2.0 articles by `python -m rag_eval.fit`); selector: the fitted sentence choice with the "
         "hand-written refusal checks; rules: hand-set weights and checks.",
@@ -116,7 +116,7 @@ class Settings(BaseSettings):
         None, ge=0.0, le=1.0, description="Refuse below this P(right answer); default: the fitted model's threshold."
     )
     tidy_spans: bool = Field(
-        False,
+        True,
         description="Cut a copied answer at the first clause break and drop words that only repeat the question "
         "(rag/spans.py).",
     )

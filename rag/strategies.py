@@ -29,7 +29,7 @@ from rag.citations import (
 from rag.embedding import Embedder
 from rag.evidence import Candidate, select_sentences
 from rag.fitted import AnsweringModel
-from rag.lexicon import REPAIRABLE_TYPES, STOPWORDS
+from rag.lexicon import REPAIRABLE_TYPES, STOPWORDS, STRICT_TYPES
 from rag.prompts import Templates, TemplateSet
 from rag.question import Question
 from rag.refusal import NO_CLEAR_ANSWER, RefusalPolicy, Signals, assess
@@ -281,6 +281,7 @@ def answer_features(
             "sel_margin": chosen.score - second,
             "relevance": signals.relevance,
             "typed_answer": float(signals.typed),
+            "strict_untyped": float(question.kind in STRICT_TYPES and not signals.typed),
             "missing_names": len(signals.missing_anchors) / len(signals.anchors) if signals.anchors else 0.0,
             "support": signals.support,
             "echo": float(signals.echo),

@@ -96,7 +96,60 @@ def answer_rows(pipeline, questions) -> list[dict]:
     return rows
 
 
+def rows_from_records(paths: list[Path]) -> list[dict]:
+    """Answer rows from `rag eval --squad` results run with RAG_ANSWER_THRESHOLD=0 (every span answered),
+    so the answerer can be refitted without running the model again."""
+    from rag.lexicon import STRICT_TYPES
+
+    rows = []
+    for path in paths:
+        for r in json.loads(Path(path).read_text())["records"]:
+            sig = r.get("signals") or {}
+            extra = dict(sig.get("extra") or {})
+            if not extra:
+                continue
+            extra.pop("p_answer", None)
+            extra["strict_untyped"] = float(sig.get("question_type") in STRICT_TYPES and not sig.get("typed", True))
+            rows.append({"qid": r["id"], "article": r["article"], "answerable": int(r["answerable"]), **extra})
+    return rows
+
+
+def fit_answerer(rows: list[dict], max_false_refusals: float) -> dict:
+    features = sorted(k for k in rows[0] if k not in ("qid", "article", "answerable", "f1", "p_answer"))
+    answerer = _fit_logistic(rows, [r["answerable"] for r in rows], features)
+    probs = sorted(_prob(answerer, r) for r in rows if r["answerable"])
+    threshold = float(probs[int(max_false_refusals * len(probs))]) if probs else 0.5
+    unans = [_prob(answerer, r) for r in rows if not r["answerable"]]
+    recall = float(np.mean([p < threshold for p in unans])) if unans else float("nan")
+    print(f"answerer: {len(rows)} answers; threshold {threshold:.3f}: refusal recall {recall:.3f} at false refusals "
+          f"<= {max_false_refusals} on the fitting answers", file=sys.stderr)  # fmt: skip
+    return {**answerer, "threshold": round(threshold, 4), "refusal_recall_fit": round(recall, 4)}
+
+
+def refit_main(argv: list[str]) -> int:
+    """`python -m rag_eval.fit refit MODEL.json RESULTS.json…`: refit the answerer from recorded answers."""
+    p = argparse.ArgumentParser(prog="python -m rag_eval.fit refit")
+    p.add_argument("model", type=Path)
+    p.add_argument("results", type=Path, nargs="+")
+    p.add_argument("--max-false-refusals", type=float, default=0.15)
+    args = p.parse_args(argv)
+    model = json.loads(args.model.read_text())
+    rows = rows_from_records(args.results)
+    articles = sorted({r["article"] for r in rows})
+    if set(articles) & set(model["held_out_articles"]):
+        raise SystemExit(f"refit: records include held-out articles {sorted(set(articles) & set(model['held_out_articles']))}")
+    model["answerer"] = {**fit_answerer(rows, args.max_false_refusals),
+                         "fitted_on": {"records": [p.name for p in args.results], "articles": articles}}  # fmt: skip
+    model["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    args.model.write_text(json.dumps(model, indent=1) + "\n")
+    print(f"wrote {args.model}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["refit"]:
+        return refit_main(argv[1:])
     p = argparse.ArgumentParser(prog="python -m rag_eval.fit", description=__doc__.split("\n\n")[0])
     p.add_argument("file", type=Path)
     p.add_argument("--fit", nargs="+", required=True, metavar="TITLE", help="articles whose questions fit the models")
@@ -143,16 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     answer_q = squad.questions(fit_articles, docs, args.answer_limit, args.seed + 1)
     t1 = time.time()
     arows = answer_rows(pipeline, answer_q)
-    ans_features = [k for k in arows[0] if k not in ("qid", "article", "answerable", "f1", "p_answer")]
-    answerer = _fit_logistic(arows, [r["answerable"] for r in arows], ans_features)
-    probs = sorted(_prob(answerer, r) for r in arows if r["answerable"])
-    threshold = float(probs[int(args.max_false_refusals * len(probs))]) if probs else 0.5
-    unans = [_prob(answerer, r) for r in arows if not r["answerable"]]
-    recall = float(np.mean([p < threshold for p in unans])) if unans else float("nan")
-    print(f"answerer: {len(arows)} answers ({time.time() - t1:.0f} s); threshold {threshold:.3f}: "
-          f"refusal recall {recall:.3f} at false refusals <= {args.max_false_refusals} on the fitting answers",
-          file=sys.stderr)  # fmt: skip
-    model["answerer"] = {**answerer, "threshold": round(threshold, 4), "refusal_recall_fit": round(recall, 4)}
+    print(f"answer rows: {len(arows)} ({time.time() - t1:.0f} s)", file=sys.stderr)
+    model["answerer"] = fit_answerer(arows, args.max_false_refusals)
     args.out.write_text(json.dumps(model, indent=1) + "\n")
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

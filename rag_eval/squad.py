@@ -446,6 +446,7 @@ def score(question: SquadQuestion, answer: dict, seconds: float | None = None) -
         "rank": retrieval_rank(question, answer) if question.answerable else None,
         "retrieved": len(answer["passages"]) if isinstance(answer.get("passages"), list) else None,
         "citations": [[c.get("source"), c.get("start"), c.get("end")] for c in answer.get("citations") or []],
+        "signals": answer.get("signals"),  # the measurements behind the decision, for fitting and diagnosis
         "seconds": seconds,
         "error": None,
     }

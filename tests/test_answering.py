@@ -100,11 +100,11 @@ def test_split_claims_reads_citation_markers():
 
 @pytest.fixture
 def pipeline_with(settings, keyword_embedder):
-    def make(reply, mode="extractive", extra_docs=()):
+    def make(reply, mode="extractive", extra_docs=(), **updates):
         for path in extra_docs:
             shutil.copy(path, settings.seeds_dir / path.name)
         run_ingest(settings, keyword_embedder)
-        s = settings.model_copy(update={"mode": mode})
+        s = settings.model_copy(update={"mode": mode, **updates})
         return Pipeline.load(s, embedder=keyword_embedder, generator=ScriptedGenerator(reply))
 
     return make
@@ -139,8 +139,8 @@ def test_wrong_words_from_the_right_sentence_are_repaired_to_the_typed_phrase(pi
         ("Write a poem about the ocean and the stars.", ""),
     ],
 )
-def test_unanswerable_questions_are_refused(pipeline_with, question, reason):
-    p = pipeline_with(copy_phrase("December 6, 2023"))
+def test_unanswerable_questions_are_refused_by_the_rules(pipeline_with, question, reason):
+    p = pipeline_with(copy_phrase("December 6, 2023"), decisions="rules")
     answer = p.ask(question)
     assert answer.refused and answer.answer == "The documents don't say." and answer.citations == []
     assert reason in answer.reason
@@ -212,3 +212,14 @@ def test_two_part_question_gets_two_cited_spans(pipeline_with):
     assert answer.answer == "Brad Smith [1]; Wang Wentao [1]"
     text = SEED_FILE.read_text()
     assert [text[c.start : c.end] for c in answer.citations] == ["Brad Smith", "Wang Wentao"]
+
+
+@pytest.mark.parametrize("threshold, refused", [(1.0, True), (0.0, False)])
+def test_fitted_decision_follows_its_threshold_and_records_its_features(pipeline_with, threshold, refused):
+    p = pipeline_with(copy_phrase("December 6, 2023"), decisions="fitted", answer_threshold=threshold)
+    answer = p.ask("When did Brad Smith meet Wang Wentao?")
+    assert answer.refused is refused
+    extra = answer.signals["extra"]
+    assert 0.0 <= extra["p_answer"] <= 1.0 and {"sel_score", "cosine", "typed_answer"} <= set(extra)
+    if refused:
+        assert answer.reason and answer.citations == [] and answer.evidence
