@@ -27,6 +27,7 @@ class Logistic:
     threshold: float = 0.5
     means: tuple[float, ...] = ()  # standardisation applied before the weights
     scales: tuple[float, ...] = ()
+    require_names: bool = False  # refuse when a name of the question is missing, whatever the probability
 
     def __post_init__(self) -> None:
         if not self.means:
@@ -41,7 +42,8 @@ class Logistic:
             weights = tuple(float(w) for w in data["weights"])
             means = tuple(float(x) for x in data.get("means") or [0.0] * len(features))
             scales = tuple(float(x) or 1.0 for x in data.get("scales") or [1.0] * len(features))
-            model = cls(features, weights, float(data["bias"]), float(data.get("threshold", 0.5)), means, scales)
+            model = cls(features, weights, float(data["bias"]), float(data.get("threshold", 0.5)), means, scales,
+                        bool(data.get("require_names", False)))  # fmt: skip
         except (KeyError, TypeError, ValueError) as exc:
             raise TemplateError(f"{MODEL_FILE}: model {name!r} is malformed ({exc})") from exc
         if not (len(features) == len(weights) == len(model.means) == len(model.scales)):

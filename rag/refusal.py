@@ -78,6 +78,8 @@ class RefusalPolicy:
         signal that weighed most against answering, in words a reader can check."""
         p = model.prob(features)
         features["p_answer"] = round(p, 4)
+        if model.require_names and signals.missing_anchors:
+            return plain_reason("missing_names", signals)
         if p >= model.threshold:
             return None
         weakest = next(iter(model.contributions(features)), "")

@@ -114,16 +114,28 @@ def rows_from_records(paths: list[Path]) -> list[dict]:
     return rows
 
 
-def fit_answerer(rows: list[dict], max_false_refusals: float) -> dict:
+def fit_answerer(rows: list[dict], max_false_refusals: float, require_names: bool = True) -> dict:
+    """The logistic answerer and its threshold: the highest that refuses at most `max_false_refusals` of the
+    answerable fitting questions, counting the refusals of the names rule (`require_names`: a name in the
+    question missing from the cited sentence refuses, whatever the model says) in that budget."""
     features = sorted(k for k in rows[0] if k not in ("qid", "article", "answerable", "f1", "p_answer"))
     answerer = _fit_logistic(rows, [r["answerable"] for r in rows], features)
-    probs = sorted(_prob(answerer, r) for r in rows if r["answerable"])
-    threshold = float(probs[int(max_false_refusals * len(probs))]) if probs else 0.5
-    unans = [_prob(answerer, r) for r in rows if not r["answerable"]]
-    recall = float(np.mean([p < threshold for p in unans])) if unans else float("nan")
-    print(f"answerer: {len(rows)} answers; threshold {threshold:.3f}: refusal recall {recall:.3f} at false refusals "
-          f"<= {max_false_refusals} on the fitting answers", file=sys.stderr)  # fmt: skip
-    return {**answerer, "threshold": round(threshold, 4), "refusal_recall_fit": round(recall, 4)}
+
+    def refused(r: dict, t: float) -> bool:
+        return (require_names and r.get("missing_names", 0) > 0) or _prob(answerer, r) < t
+
+    ans = [r for r in rows if r["answerable"]]
+    unans = [r for r in rows if not r["answerable"]]
+    threshold = 0.0
+    for t in np.linspace(0, 1, 201):
+        if np.mean([refused(r, t) for r in ans]) <= max_false_refusals:
+            threshold = float(t)
+    recall = float(np.mean([refused(r, threshold) for r in unans])) if unans else float("nan")
+    false = float(np.mean([refused(r, threshold) for r in ans]))
+    print(f"answerer: {len(rows)} answers; threshold {threshold:.3f} (names rule {require_names}): refusal recall "
+          f"{recall:.3f}, false refusals {false:.3f} on the fitting answers", file=sys.stderr)  # fmt: skip
+    return {**answerer, "threshold": round(threshold, 4), "require_names": require_names,
+            "refusal_recall_fit": round(recall, 4), "false_refusals_fit": round(false, 4)}  # fmt: skip
 
 
 def refit_main(argv: list[str]) -> int:

@@ -11,6 +11,7 @@ import time
 import httpx
 import pytest
 
+from .support.processes import stop
 from .conftest import ROOT, SEEDS
 
 pytestmark = pytest.mark.slow
@@ -57,12 +58,7 @@ def server(tmp_path_factory):
         health = wait_ready(base, process, log)
         yield base, health
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
     assert "listening on http://127.0.0.1:" in log.read_text()
     assert "Traceback" not in log.read_text(), log.read_text()
 

@@ -80,3 +80,9 @@ def test_the_shipped_model_names_its_data_and_script():
     model = AnsweringModel.load(Templates())
     assert model.meta["script"] == "rag_eval/fit.py" and "SQuAD" in model.meta["data"]
     assert not set(model.meta["fit_articles"]) & set(model.meta["held_out_articles"])
+
+
+def test_names_rule_refuses_whatever_the_probability():
+    model = Logistic(("cosine",), (1.0,), 10.0, threshold=0.5, require_names=True)
+    signals = assess(analyse("When did Brad Smith meet Xi Jinping?"), "Wednesday", SENTENCE, 0.5)
+    assert POLICY.fitted_verdict(model, {"cosine": 1.0}, signals) == "The passages do not mention Xi, Jinping"

@@ -15,6 +15,7 @@ from rag.generation_remote import RemoteGenerator
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 
+from .support.processes import stop
 from .conftest import SEED_FILE, SEEDS
 from .test_api_real import free_port
 
@@ -49,12 +50,7 @@ def llm_server(tmp_path_factory):
             time.sleep(0.5)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def test_answer_through_the_server_is_grounded_and_equals_in_process(llm_server, real_embedder, real_index_dir):
