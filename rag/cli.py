@@ -1,14 +1,67 @@
-"""`rag` command line. Heavy imports happen inside commands so `rag --help` is instant."""
+"""`rag` command line. Heavy imports happen inside commands so `rag --help` is instant.
+
+For daily use in a terminal:
+- Every error is one line on stderr, `rag <command>: <what> …`, naming what the user typed: the flag
+  (`--k`, `--model-path`) or the variable (`RAG_K`), including argparse's own usage errors; exit 2.
+- While the index or the model loads, a one-line status ("rag ask: loading the index and the model…")
+  is shown on stderr and erased when loading is done — only when stderr is a terminal, so pipes,
+  scripts and `2>log` files get nothing but the output and real errors.
+- Other libraries' log lines (llama.cpp's, sentence-transformers', httpx's, bm25s' …) and Python
+  warnings are silenced unless `-v` is given: they are not the user's business in daily use.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
 from typing import Iterable
 
 EXIT_USAGE = 2
+THIRD_PARTY_LOGGERS = (
+    "llama.cpp",  # llama.cpp's own lines (rag.generation.route_llama_logs)
+    "llama-cpp-python",
+    "sentence_transformers",
+    "transformers",
+    "torch",
+    "huggingface_hub",
+    "httpx",
+    "httpcore",
+    "bm25s",
+    "faiss",
+    "urllib3",
+    "matplotlib",
+    "PIL",
+    "pypdfium2",
+)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors: `rag ask: --k: invalid int value: 'abc' (see rag ask --help)`.
+
+    argparse's own error is two lines (the usage, then the error); the usage line buries what was wrong.
+    """
+
+    def error(self, message: str):
+        message = message.removeprefix("argument ")
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
+
+
+@contextlib.contextmanager
+def loading(command: str, what: str):
+    """A one-line status on stderr while `what` loads, erased afterwards; only on a terminal."""
+    shown = sys.stderr.isatty()
+    if shown:
+        sys.stderr.write(f"rag {command}: loading {what}…")
+        sys.stderr.flush()
+    try:
+        yield
+    finally:
+        if shown:
+            sys.stderr.write("\r\033[K")  # back to the line's start, erase it
+            sys.stderr.flush()
 
 
 def _queries(arg: str) -> Iterable[str]:
@@ -79,7 +132,9 @@ def _each_query(command: str, arg: str, handle) -> int:
 def cmd_search(args) -> int:
     from rag.pipeline import Pipeline
 
-    pipeline = Pipeline.load(_settings(args))
+    settings = _settings(args)
+    with loading("search", "the index"):
+        pipeline = Pipeline.load(settings)
     return _each_query("search", args.query, lambda q: _print_passages(q.strip(), pipeline.search(q, args.k), args.json))
 
 
@@ -101,7 +156,9 @@ def format_answer(answer) -> str:
 def cmd_ask(args) -> int:
     from rag.pipeline import Pipeline
 
-    pipeline = Pipeline.load(_settings(args), with_generator=True)
+    settings = _settings(args)
+    with loading("ask", "the index and the model"):
+        pipeline = Pipeline.load(settings, with_generator=True)
 
     def answer(question: str) -> None:
         result = pipeline.ask(question, args.k)
@@ -120,10 +177,54 @@ def model_options(p) -> None:
     p.add_argument("--n-gpu-layers", dest="n_gpu_layers", type=int, help="layers offloaded to GPU")
 
 
+FOLDERS = ("documents folder: --seeds-dir or RAG_SEEDS_DIR (default seeds/); "
+           "index folder: --index-dir or RAG_INDEX_DIR (default index/).")
+MODEL = "the model (bundled SmolLM2, --model gemma3, or --model-path FILE.gguf; RAG_LLM_URL: a generation server)"
+COMMANDS = {  # name: (one-line help, what it reads and writes: the --help description)
+    "ingest": (
+        "build or update the index from the documents folder",
+        "Reads every document in the documents folder; writes the index folder (only changed documents are "
+        "re-embedded). Prints a summary on stdout, progress on stderr. " + FOLDERS,
+    ),
+    "search": (
+        "show the passages retrieved for a query ('-' reads queries from stdin)",
+        "Reads the index folder; writes nothing. Prints the passages with their scores on stdout "
+        "(--json: one JSON object per query). " + FOLDERS,
+    ),
+    "ask": (
+        "answer a question with citations ('-' reads questions from stdin)",
+        f"Reads the index folder and {MODEL}; writes nothing. Prints the answer and its numbered sources on "
+        "stdout (--json: one answer object per question); a loading line (on a terminal) and errors on stderr. "
+        + FOLDERS,
+    ),
+    "eval": (
+        "run the evaluation questions and write results, report and chart",
+        f"Reads the questions file (--questions, default eval/questions.jsonl), the index folder and {MODEL}; "
+        "writes results.json, report.md, failures.jsonl and a chart into --out (default eval/runs/<time>-<model>/). "
+        + FOLDERS,
+    ),
+    "serve": (
+        "start the chat UI and the HTTP API on one model",
+        f"Reads the index folder and {MODEL}; serves the chat at / and the API at --host:--port. Writes documents "
+        "added through the chat or POST /documents into the documents folder, and the index folder as they are "
+        "indexed (deleting removes both); Gradio keeps uploads in its temp folder for an hour. " + FOLDERS,
+    ),
+    "bench": (
+        "measure speed and memory, against raw llama.cpp",
+        f"Reads the index folder and {MODEL}, and builds throwaway indexes in a temp folder; writes the markdown "
+        "report (--out, default eval/runs/bench-<time>/bench.md). " + FOLDERS,
+    ),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rag", description="Answer questions from your documents, with citations.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="show informational logging")
+    parser = Parser(prog="rag", description="Answer questions from your documents, with citations.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show informational logging, and other libraries' logs")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str) -> argparse.ArgumentParser:
+        help_text, description = COMMANDS[name]
+        return sub.add_parser(name, help=help_text, description=description)
 
     def common(p):
         p.add_argument("--seeds-dir", dest="seeds_dir", help="documents folder (default: seeds/)")
@@ -131,19 +232,19 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--chunk-size", dest="chunk_size", type=int, help="chunk length in characters")
         p.add_argument("--chunk-overlap", dest="chunk_overlap", type=int, help="overlap in characters")
 
-    p = sub.add_parser("ingest", help="build or update the index from the documents folder")
+    p = command("ingest")
     common(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_ingest)
 
-    p = sub.add_parser("search", help="show the passages retrieved for a query ('-' reads queries from stdin)")
+    p = command("search")
     common(p)
     p.add_argument("query")
     p.add_argument("--k", type=int, help="number of passages")
     p.add_argument("--json", action="store_true", help="one JSON object per query")
     p.set_defaults(func=cmd_search)
 
-    p = sub.add_parser("ask", help="answer a question with citations ('-' reads questions from stdin)")
+    p = command("ask")
     common(p)
     model_options(p)
     p.add_argument("question")
@@ -156,17 +257,28 @@ def build_parser() -> argparse.ArgumentParser:
     import rag_eval.evaluate as evaluation
     from rag import server
 
-    for name, module, help_text in [
-        ("eval", evaluation, "run the evaluation questions and write results, report and chart"),
-        ("serve", server, "start the chat UI and the HTTP API on one model"),
-        ("bench", bench, "measure speed and memory, against raw llama.cpp"),
-    ]:
-        p = sub.add_parser(name, help=help_text)
+    for name, module in [("eval", evaluation), ("serve", server), ("bench", bench)]:
+        p = command(name)
         common(p)
         model_options(p)
         module.add_arguments(p)
         p.set_defaults(func=module.run_command)
     return parser
+
+
+def quiet_third_parties(verbose: bool) -> None:
+    """Other libraries log at WARNING (shown) with -v, and not at all without it."""
+    level = logging.WARNING if verbose else logging.CRITICAL + 1
+    for name in THIRD_PARTY_LOGGERS:
+        logging.getLogger(name).setLevel(level)
+    if not verbose:
+        import warnings
+
+        warnings.filterwarnings("ignore")  # torch/transformers deprecation notices on import
+        import os
+
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,8 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         format="rag: %(levelname)s: %(message)s",
         stream=sys.stderr,
     )
-    for noisy in ("sentence_transformers", "httpx", "bm25s", "faiss"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_third_parties(args.verbose)
     from rag.errors import RagError
 
     try:

@@ -34,6 +34,10 @@ class SettingsError(RagError):
     """A setting (environment variable or command-line flag) has a bad value."""
 
 
+class ServeError(RagError):
+    """`rag serve` cannot listen where it was told (port in use, not allowed, no such address)."""
+
+
 class CorpusError(RagError):
     """The documents folder cannot be used (missing, empty, nothing readable)."""
 

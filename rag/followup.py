@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
 from rag.contract import strip_markers
+from rag.text import counted
 from rag.lexicon import FOLLOWUP_CONNECTOR as _CONNECTOR
 from rag.lexicon import FOLLOWUP_GENERIC_WORDS as _GENERIC
 from rag.lexicon import QUESTION_WORDS, STOPWORDS
@@ -80,7 +81,7 @@ def followup_cue(question: str) -> str | None:
         return "too short to stand alone"
     pointers = [w for w in words(q) if w in REFERENCES]
     if pointers and len(own) <= MAX_OWN_TERMS:
-        return f"refers back ({pointers[0]!r}) with {len(own)} content word(s) of its own"
+        return f"refers back ({pointers[0]!r}) with {counted(len(own), 'content word')} of its own"
     if not own:
         return "no content words of its own"
     return None

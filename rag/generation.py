@@ -56,11 +56,12 @@ def gemma3_path() -> Path:
 def resolve_model_path(settings) -> Path:
     if settings.model_path is not None:
         path = Path(settings.model_path).expanduser()
+        name = settings.name_of("model_path") if hasattr(settings, "name_of") else "RAG_MODEL_PATH"
         if not path.is_file():
-            raise ModelError(f"RAG_MODEL_PATH={path} is not a file")
+            raise ModelError(f"{name} {path}: no such file")
         with path.open("rb") as f:
             if f.read(4) != b"GGUF":
-                raise ModelError(f"{path} is not a GGUF model file")
+                raise ModelError(f"{name} {path}: not a GGUF model file")
         return path
     return smollm2_path() if settings.model == "smollm2" else gemma3_path()
 
@@ -73,6 +74,40 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+LLAMA_LOG = logging.getLogger("llama.cpp")
+_LLAMA_LEVELS = {1: logging.INFO, 2: logging.WARNING, 3: logging.ERROR, 4: logging.DEBUG}  # ggml_log_level
+_llama_callback = None  # kept referenced: llama.cpp holds only the C pointer
+_llama_last_level = logging.DEBUG
+
+
+def route_llama_logs() -> None:
+    """Send llama.cpp's own log lines to the `llama.cpp` Python logger instead of straight to stderr.
+
+    Why: llama-cpp-python prints every llama.cpp line at ERROR level even with verbose=False, and some
+    models print one on every load (Gemma 3: "llama_kv_cache_iswa: using full-size SWA cache …"), which
+    is noise under a command's one-line output. As a logger, the CLI silences it unless `-v`.
+    """
+    global _llama_callback
+    if _llama_callback is not None:
+        return
+    import ctypes
+
+    import llama_cpp
+
+    @llama_cpp.llama_log_callback
+    def callback(level: int, text: bytes, user_data) -> None:
+        global _llama_last_level
+        py_level = _LLAMA_LEVELS.get(level, _llama_last_level)  # 0 none, 5 "continues the previous line"
+        _llama_last_level = py_level
+        if LLAMA_LOG.isEnabledFor(py_level):
+            line = text.decode("utf-8", "replace").rstrip("\n")
+            if line:
+                LLAMA_LOG.log(py_level, "%s", line)
+
+    _llama_callback = callback
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
+
+
 class LlamaGenerator:
     backend = "llama.cpp"
 
@@ -80,6 +115,7 @@ class LlamaGenerator:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from llama_cpp import Llama
 
+        route_llama_logs()
         self.path = resolve_model_path(settings)
         self.model_name = self.path.name
         self.temperature = settings.temperature

@@ -1,11 +1,16 @@
 """`rag serve`: the HTTP API (rag/api/) under uvicorn, on one model loaded in the background.
 
 Only the standard library is imported at module top: the CLI imports this module to build its parser.
+
+The listening socket is bound before the app is built or the model loads: a port in use is then one line
+naming `--port` (or `RAG_PORT`) and exit 2, not uvicorn's logged "[Errno 98] …" and exit 3 after startup.
 """
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import socket
 import sys
 
 GRACEFUL_SHUTDOWN_S = 5  # an open answer stream should not keep Ctrl-C waiting
@@ -23,6 +28,7 @@ def run_command(args) -> int:
     from rag.settings import build_settings
 
     settings = build_settings(vars(args))
+    sock = bind(settings)
     _warn_if_exposed(settings)
     app = create_app(settings, loader=_announcing_loader)
     if settings.api_token:
@@ -46,8 +52,35 @@ def run_command(args) -> int:
         log_level="info" if getattr(args, "verbose", False) else "warning",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
     )
-    _serve(config)
+    _serve(config, sock)
     return 0
+
+
+def bind(settings) -> socket.socket:
+    """The listening socket for `settings.host`:`settings.port` (as uvicorn would bind it), or a `ServeError`
+    saying why not in one line that names the flag or variable to change."""
+    from rag.errors import ServeError
+
+    host, port = settings.host, settings.port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except (OSError, OverflowError) as exc:
+        sock.close()
+        where = f"{host}:{port}" if family == socket.AF_INET else f"[{host}]:{port}"
+        code = getattr(exc, "errno", None)
+        if code == errno.EADDRINUSE:
+            raise ServeError(f"port {port} is already in use on {host}; stop what is listening there, "
+                             f"or choose another port with {settings.name_of('port')}") from None  # fmt: skip
+        if code == errno.EACCES:
+            raise ServeError(f"not allowed to listen on port {port} (ports below 1024 need privileges); "
+                             f"choose another port with {settings.name_of('port')}") from None  # fmt: skip
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ServeError(f"cannot listen on {where}: {reason}; check {settings.name_of('host')}") from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def _announcing_loader(settings):
@@ -56,11 +89,14 @@ def _announcing_loader(settings):
 
     pipeline = load_pipeline(settings)
     info = pipeline.info()
-    print(f"rag serve: ready: {info['model']}, {info['documents']} documents, {info['chunks']} chunks", flush=True)
+    from rag.text import counted
+
+    docs, chunks = (counted(info[k], k.rstrip("s")) if isinstance(info[k], int) else info[k] for k in ("documents", "chunks"))
+    print(f"rag serve: ready: {info['model']}, {docs}, {chunks}", flush=True)
     return pipeline
 
 
-def _serve(config) -> None:
+def _serve(config, sock=None) -> None:
     """Run uvicorn, printing the bound address once the socket listens (the model may still be loading)."""
     import uvicorn
 
@@ -72,7 +108,7 @@ def _serve(config) -> None:
                 host = f"[{host}]" if ":" in host else host
                 print(f"rag serve: listening on http://{host}:{port} (chat at /, API docs at /docs)", flush=True)
 
-    Server(config).run()
+    Server(config).run(sockets=[sock] if sock is not None else None)
 
 
 def _warn_if_exposed(settings) -> None:

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from rag.errors import SettingsError
@@ -18,6 +18,7 @@ from rag.errors import SettingsError
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore", validate_assignment=True)
+    _from_flags: frozenset[str] = PrivateAttr(default_factory=frozenset)  # fields given on the command line
 
     # --- corpus and index -------------------------------------------------
     seeds_dir: Path = Field(Path("seeds"), description="Folder of .txt/.md documents to answer from.")
@@ -202,6 +203,14 @@ class Settings(BaseSettings):
             raise ValueError("chunk_overlap must be smaller than chunk_size")
         return self
 
+    def name_of(self, field: str) -> str:
+        """What the user typed to set `field`: its flag (`--model-path`) if it came from the command line,
+        else its variable (`RAG_MODEL_PATH`), so a message about a value names where to change it."""
+        return flag_name(field) if field in self._from_flags else "RAG_" + field.upper()
+
+
+def flag_name(field: str) -> str:
+    return "--" + field.replace("_", "-")
 
 
 def build_settings(overrides: dict | None = None, **defaults) -> Settings:
@@ -212,16 +221,18 @@ def build_settings(overrides: dict | None = None, **defaults) -> Settings:
     """
     given = {k: v for k, v in (overrides or {}).items() if k in Settings.model_fields and v is not None}
     try:
-        return Settings(**{**defaults, **given})
+        settings = Settings(**{**defaults, **given})
     except ValidationError as exc:
         problems = []
         for e in exc.errors():
             field = str(e["loc"][0]) if e.get("loc") else ""
             if field in given:
-                where = "--" + field.replace("_", "-")
+                where = flag_name(field)
             elif field:
                 where = "RAG_" + field.upper()
             else:
                 where = "settings"
             problems.append(f"{where}: {e['msg']}")
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None
+    settings._from_flags = frozenset(given)
+    return settings

@@ -54,3 +54,9 @@ def context_terms(text: str) -> set[str]:
         for i in range(len(content) - size + 1):
             found.add("".join(w[0] for w in content[i : i + size]))
     return found
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """ "1 document", "3 documents", "0 passages": every count a person reads goes through this, so no
+    message says "1 documents"."""
+    return f"{n} {noun if n == 1 else (plural or noun + 's')}"

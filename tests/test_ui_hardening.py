@@ -24,7 +24,7 @@ def respond_of(blocks):
 
 def run_respond(respond, question="When did Brad Smith meet Wang Wentao?"):
     async def go():
-        return [step async for step in respond(question, [], [])]
+        return [step async for step in respond(question, [], [], "c1", None)]
 
     return asyncio.run(go())
 
@@ -76,7 +76,7 @@ def test_gradio_queue_is_bounded():
         with TestClient(app, base_url=BASE) as c:
             codes = []
             for n in range(40):
-                body = {"data": [f"question {n}", [], []], "fn_index": fn_index, "session_hash": f"s{n}",
+                body = {"data": [f"question {n}", [], [], f"c{n}", None], "fn_index": fn_index, "session_hash": f"s{n}",
                         "event_data": None, "trigger_id": None}  # fmt: skip
                 codes.append(c.post("/gradio_api/queue/join", json=body).status_code)
             assert codes.count(200) <= 2 + 1, codes  # queue_size waiting + the one being processed

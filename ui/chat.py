@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from rag.contract import AnswerEvent, SourcesEvent, TokenEvent
 from rag.errors import QueryError, RagError
+from rag.text import counted
 from rag.followup import PassageFrequency, Turn, passage_frequency, rewrite
 from ui import render
 
@@ -70,7 +71,7 @@ def status_markdown(get_pipeline: GetPipeline) -> tuple[str, bool]:
 
     docs, chunks = info.get("documents"), info.get("chunks")
     names = sorted(indexed_documents(pipeline) or {})
-    bits = [render.text_html(documents_phrase(docs, names)), f"{chunks} passages"]
+    bits = [render.text_html(documents_phrase(docs, names)), render.text_html(counted(chunks, "passage")) if isinstance(chunks, int) else f"{chunks} passages"]
     if info.get("model"):
         bits.append(render.text_html(str(info["model"])) + (f" ({info['mode']})" if info.get("mode") else ""))
     return "Ready · " + " · ".join(bits), True

@@ -19,6 +19,7 @@ from typing import Any, Iterable, Sequence
 
 from rag.errors import RagError
 from rag.formats import HEADING_SEPARATOR
+from rag.text import counted
 from ui import render
 
 SEED_SHA256 = "45f26feca34a4bff5bad4c2ac41e6af9bcb5b11db1d8efd369b2529788b5004c"  # seeds/000_d74c9cd70636ffa8.txt
@@ -38,7 +39,7 @@ def indexed_documents(pipeline: Any) -> dict[str, dict] | None:
 
 def documents_phrase(count: int, names: Sequence[str] | None) -> str:
     """ "3 documents: a.pdf, b.md, c.html" (names when known, the first few of many)."""
-    head = f"{count} document{'s' if count != 1 else ''}"
+    head = counted(count, "document")
     if not names:
         return head
     shown = ", ".join(names[:MAX_NAMES])
@@ -114,9 +115,9 @@ def documents_html(entries: Sequence[dict]) -> str:
     for e in entries:
         bits = [e.get("type") or "?"]
         if e.get("pages"):
-            bits.append(f"{e['pages']} page{'s' if e['pages'] != 1 else ''}")
+            bits.append(counted(e["pages"], "page"))
         if e.get("chunks") is not None:
-            bits.append(f"{e['chunks']} passages")
+            bits.append(counted(e["chunks"], "passage"))
         status = e.get("status", "")
         problem = f'<div class="rag-doc-problem">{render.text_html(e["problem"])}</div>' if e.get("problem") else ""
         rows.append(

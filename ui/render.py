@@ -49,9 +49,18 @@ def _note(kind: str, body: str) -> str:
 # --- chat messages -----------------------------------------------------------------------------------
 
 
-def answer_html(answer: Mapping[str, Any], searched: str | None = None) -> str:
-    """The final chat message for `Answer.to_dict()`: the answer with badges, or a refusal note."""
-    parts = []
+def answer_html(answer: Mapping[str, Any], searched: str | None = None, turn: int | None = None) -> str:
+    """The final chat message for `Answer.to_dict()`: the answer with badges, or a refusal note.
+
+    It carries its plain-text form (`plain_text`) in a hidden element's `title`, which the page's copy button
+    copies instead of this HTML; `turn` (the message's index, as a class: the chat's sanitizer drops data-*
+    attributes) ties its badges to the sources panel. Newlines are character references: a raw one would
+    end the HTML inside the chat's Markdown.
+    """
+    copy = text_html(plain_text(answer)).replace("\n", "&#10;")
+    parts = [f'<span class="rag-copy" hidden title="{copy}"></span>']
+    if turn is not None:
+        parts.append(f'<span class="rag-turn rag-turn-{int(turn)}" hidden></span>')
     if answer.get("refused"):
         reason = answer.get("reason")
         why = f'<div class="rag-reason">Why: {text_html(reason)}</div>' if reason else ""
@@ -66,6 +75,29 @@ def answer_html(answer: Mapping[str, Any], searched: str | None = None) -> str:
     if meta:
         parts.append(meta)
     return "".join(parts)
+
+
+def plain_text(answer: Mapping[str, Any]) -> str:
+    """What "copy" puts on the clipboard: the answer, then its numbered sources with file, page and quote.
+
+        December 6, 2023 [1]
+
+        Sources:
+        [1] 000_d74c9cd70636ffa8.txt, characters 224–240: “December 6, 2023”
+    """
+    if answer.get("refused"):
+        lines = [answer.get("answer") or "The documents don't say."]
+        if answer.get("reason"):
+            lines.append(f"Why: {answer['reason']}")
+        return "\n".join(lines)
+    lines = [answer.get("answer", "")]
+    citations = list(answer.get("citations") or [])
+    if citations:
+        lines += ["", "Sources:"]
+        for c in citations:
+            where = f"page {c['page']}" if c.get("page") not in (None, "") else f"characters {c.get('start')}–{c.get('end')}"
+            lines.append(f"[{c.get('n')}] {c.get('source', '?')}, {where}: “{c.get('quote', '')}”")
+    return "\n".join(lines)
 
 
 def evidence_html(answer: Mapping[str, Any]) -> str:
@@ -143,15 +175,27 @@ def highlighted(text: str, span: tuple[int, int] | None) -> str:
     return f"{text_html(text[:s])}<mark>{text_html(text[s:e])}</mark>{text_html(text[e:])}"
 
 
-def _card(n: int | None, source: str, start: int, end: int, body: str, score: float | None, cls: str) -> str:
+def _card(
+    n: int | None, source: str, start: int, end: int, body: str, score: float | None, cls: str, page: Any = None
+) -> str:
+    """One passage: its number, file and page in the head; the retrieval score (an internal ranking number
+    that means nothing to a reader) and the character offsets only under "details"."""
     head = badge(n) if n is not None else ""
-    where = f"characters {start}–{end}" if start is not None and end is not None else ""
-    score_txt = f' · score {score:.4f}' if isinstance(score, (int, float)) else ""
+    where = f"page {text_html(str(page))}" if page not in (None, "") else ""
+    details = []
+    if start is not None and end is not None:
+        details.append(f"characters {start}–{end}")
+    if isinstance(score, (int, float)):
+        details.append(f"retrieval score {score:.4f}")
+    more = (
+        f'<details class="rag-details"><summary>details</summary>{" · ".join(details)}</details>' if details else ""
+    )
+    anchor = f' data-n="{text_html(str(n))}"' if n is not None else ""
     return (
-        f'<div class="rag-source {cls}">'
+        f'<div class="rag-source {cls}"{anchor}>'
         f'<div class="rag-source-head">{head}<span class="rag-doc">{text_html(source)}</span>'
-        f'<span class="rag-where">{where}{score_txt}</span></div>'
-        f'<div class="rag-passage">{body}</div></div>'
+        f'<span class="rag-where">{where}</span></div>'
+        f'<div class="rag-passage">{body}</div>{more}</div>'
     )
 
 
@@ -163,7 +207,10 @@ def citation_card(citation: Mapping[str, Any]) -> str:
         body += '<div class="rag-warning">The cited words could not be located in this passage.</div>'
     start = citation.get("start") if span is not None else citation.get("passage_start")
     end = citation.get("end") if span is not None else citation.get("passage_end")
-    return _card(citation.get("n"), citation.get("source", "?"), start, end, body, citation.get("score"), "rag-cited")
+    return _card(
+        citation.get("n"), citation.get("source", "?"), start, end, body, citation.get("score"), "rag-cited",
+        citation.get("page"),
+    )
 
 
 def passage_card(passage: Mapping[str, Any], n: int | None = None) -> str:
@@ -176,6 +223,7 @@ def passage_card(passage: Mapping[str, Any], n: int | None = None) -> str:
         text_html(passage.get("text") or ""),
         passage.get("score"),
         "rag-retrieved",
+        passage.get("page"),
     )
 
 
@@ -188,6 +236,7 @@ def sources_html(
     question: str | None = None,
     answer: Mapping[str, Any] | None = None,
     passages: Iterable[Mapping[str, Any]] = (),
+    turn: int | None = None,
 ) -> str:
     """The sources panel: cited passages with the cited span in <mark>, then the other retrieved ones.
 
@@ -195,7 +244,7 @@ def sources_html(
     nothing was cited and lists what was retrieved, so the reader can check the refusal too.
     """
     passages = list(passages)
-    parts = ['<div class="rag-sources">']
+    parts = [f'<div class="rag-sources" data-turn="{turn}">' if turn is not None else '<div class="rag-sources">']
     if answer is None and not passages:
         parts.append(f'<div class="rag-muted">{text_html(NO_SOURCES)}</div>')
     elif answer is None:
@@ -227,7 +276,15 @@ def sources_html(
 CSS = """
 .rag-badge { display: inline-block; min-width: 1.35em; padding: 0 .4em; margin: 0 .15em; border-radius: .7em;
   background: #2563eb; color: #fff !important; font-size: .75em; font-weight: 600; line-height: 1.5em;
-  text-align: center; vertical-align: .15em; cursor: help; }
+  text-align: center; vertical-align: .15em; cursor: pointer; }
+.rag-copy, .rag-turn { display: none !important; }
+.rag-details { font-size: .75em; opacity: .7; margin-top: .3em; }
+.rag-details summary { cursor: pointer; }
+.rag-source.rag-flash { box-shadow: 0 0 0 3px #f59e0b; transition: box-shadow .3s; }
+@media (max-width: 640px) {
+  #rag-sources { scroll-margin-top: 8px; }
+  .rag-badge { min-width: 1.8em; line-height: 1.8em; font-size: .85em; }  /* a finger-sized target */
+}
 .rag-refusal { border-left: 4px solid #d97706; background: rgba(217, 119, 6, .10); padding: .45em .7em; border-radius: 4px; }
 .rag-reason { font-size: .85em; opacity: .85; margin-top: .2em; }
 .rag-error { border-left: 4px solid #dc2626; background: rgba(220, 38, 38, .10); padding: .45em .7em; border-radius: 4px; }

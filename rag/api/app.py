@@ -28,7 +28,7 @@ from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import rag
-from rag.api import documents, errors, openai_compat, routes
+from rag.api import docs, documents, errors, openai_compat, routes
 from rag.api.service import Loader, RagService, load_pipeline
 
 MAX_BODY_BYTES = 64 * 1024  # a 2000-character question is ~8 KB of JSON even fully escaped
@@ -50,7 +50,10 @@ def create_app(settings, pipeline=None, loader: Loader | None = None) -> FastAPI
         version=rag.__version__,
         description="Answers from your documents, with citations you can check (offsets into the original files).",
         lifespan=lifespan,
+        docs_url=None,  # rag/api/docs.py: the same pages from local files, not a CDN
+        redoc_url=None,
     )
+    docs.install(app)
     app.state.service = service
     errors.install_handlers(app)
     guarded = [Depends(bearer_auth(settings.api_token))] if settings.api_token else []

@@ -19,6 +19,7 @@ from collections import Counter
 from statistics import median
 
 from rag.formats import Block, Extraction, UnreadableDocument
+from rag.text import counted
 
 HEADING_RATIO = 1.2
 SHORT_LINE = 0.85
@@ -44,7 +45,7 @@ def extract_pdf(data: bytes) -> Extraction:
         pdf.close()
     if not any(text.strip() for lines in pages for text, _ in lines):
         raise UnreadableDocument(
-            f"no text layer in {len(pages)} page(s): an image-only (scanned) PDF",
+            f"no text layer in {counted(len(pages), 'page')}: an image-only (scanned) PDF",
             hint="run OCR on it (e.g. ocrmypdf) and add the result",
         )
     sizes = Counter()
