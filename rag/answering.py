@@ -14,6 +14,7 @@ from typing import Iterator
 
 from rag import contract
 from rag.citations import Numbered, number_passages
+from rag.errors import QueryError
 from rag.generation import Generator
 from rag.question import Question, analyse
 from rag.refusal import RefusalPolicy
@@ -46,6 +47,9 @@ class Prepared:
         return self.plan.max_tokens if self.plan else 0
 
 
+SENTENCE_ROOM = 200  # tokens kept free for the evidence sentence(s) shown with the question
+
+
 def _ms(t0: float) -> float:
     return round((time.perf_counter() - t0) * 1000, 1)
 
@@ -59,6 +63,7 @@ class Answerer:
         policy: RefusalPolicy,
         k: int = 3,
         prompt_token_budget: int = 1200,
+        context_tokens: int = 2048,
     ):
         self.retriever = retriever
         self.generator = generator
@@ -66,6 +71,7 @@ class Answerer:
         self.policy = policy
         self.k = k
         self.prompt_token_budget = prompt_token_budget
+        self.context_tokens = context_tokens
 
     @property
     def mode(self) -> str:
@@ -87,8 +93,21 @@ class Answerer:
         messages = self.strategy.messages(question, number_passages(passages))
         return sum(self.generator.count_tokens(m["content"]) for m in messages)
 
+    def check_fits(self, question: str) -> None:
+        """A question whose prompt cannot fit the model's context is a user error (422), not a crash: 2,000
+        characters of "中" or of combining marks are far more tokens than characters."""
+        fixed = self.prompt_tokens(question, [])
+        room = self.context_tokens - self.strategy.max_tokens * 2 - SENTENCE_ROOM
+        if fixed > room:
+            asked = self.generator.count_tokens(question)
+            raise QueryError(
+                f"the question is too long for the model: {asked} tokens, and at most {max(0, room - fixed + asked)} fit",
+                hint="ask a shorter question",
+            )
+
     def prepare(self, question: str, k: int | None = None) -> Prepared:
         t0 = time.perf_counter()
+        self.check_fits(question)
         q = analyse(question)
         passages = self.retriever.search(q.text, k or self.k)
         steps = {"search": _ms(t0)}

@@ -74,7 +74,10 @@ def build_answerer(settings: Settings, retriever, generator: Generator) -> Answe
         min_support=settings.min_support, min_relevance=settings.min_relevance, refusal_text=settings.refusal_text
     )
     strategy = build_strategy(settings, generator, retriever.embedder, policy)
-    return Answerer(retriever, generator, strategy, policy, k=settings.k, prompt_token_budget=settings.prompt_token_budget)
+    return Answerer(
+        retriever, generator, strategy, policy, k=settings.k, prompt_token_budget=settings.prompt_token_budget,
+        context_tokens=settings.n_ctx,
+    )
 
 
 def index_expectations(settings: Settings, embedder: Embedder) -> dict:

@@ -63,6 +63,7 @@ class Outcome:
 
 class Strategy(Protocol):
     mode: str
+    max_tokens: int
 
     def messages(self, question: str, shown: list) -> list[dict]: ...
 

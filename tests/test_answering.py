@@ -223,3 +223,13 @@ def test_fitted_decision_follows_its_threshold_and_records_its_features(pipeline
     assert 0.0 <= extra["p_answer"] <= 1.0 and {"sel_score", "cosine", "typed_answer"} <= set(extra)
     if refused:
         assert answer.reason and answer.citations == [] and answer.evidence
+
+
+def test_a_question_too_long_for_the_context_is_a_query_error(pipeline_with):
+    from rag.errors import QueryError
+
+    p = pipeline_with(copy_phrase("December 6, 2023"))
+    with pytest.raises(QueryError, match="too long for the model") as err:
+        p.ask("When did Brad Smith meet Wang Wentao? " + "中 " * 3000)  # the fake counts words as tokens
+    assert err.value.status == 422
+    assert not p.ask("When did Brad Smith meet Wang Wentao?").refused  # the next question is answered
