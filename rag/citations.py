@@ -155,7 +155,7 @@ def parse_extractive(
     windows: dict[int, tuple[int, int]] | None = None,
 ) -> Citation | None:
     """Map "[n] words…" back to exact offsets; None if it does not copy passage n."""
-    m = re.match(r"\s*\[(\d+)\]\s*(.*)", output, re.DOTALL)
+    m = re.match(rf"\s*{MARKER.pattern}\s*(.*)", output, re.DOTALL)
     if not m:
         return None
     n, tokens = int(m.group(1)), m.group(2).split()

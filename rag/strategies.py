@@ -163,7 +163,7 @@ class Extractive(_Prompting):
         return citation, best
 
     def finish(self, question: Question, raw: str, plan: Plan, numbered: list[Numbered], relevance: float) -> Outcome:
-        pieces = re.split(r";\s*(?=\[\d+\])", raw.strip()) if question.parts > 1 else [raw]
+        pieces = re.split(r";\s*(?=\[)", raw.strip()) if question.parts > 1 else [raw]  # "[n] …; [m] …"
         cited = [self._cite(question, piece, plan) for piece in pieces]
         if not cited or any(c is None for c in cited):
             return Outcome(reason=NO_CLEAR_ANSWER)
