@@ -8,27 +8,11 @@ instead of string-tagged tuples. The `[n]` citation marker lives here too, in on
 
 from __future__ import annotations
 
-import re
 from typing import Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-# --- the [n] marker --------------------------------------------------------------------------------------
-MARKER = re.compile(r"\[(\d+)\]")
-
-
-def marker(n: int) -> str:
-    return f"[{n}]"
-
-
-def find_markers(text: str) -> list[int]:
-    """Passage numbers cited in text, in order of appearance."""
-    return [int(x) for x in MARKER.findall(text)]
-
-
-def strip_markers(text: str) -> str:
-    """Text as a reader sees it, without "[n]" markers (their digits must not match a numeric answer)."""
-    return MARKER.sub(" ", text)
+from rag.markers import MARKER, find_markers, marker, strip_markers  # noqa: F401 - part of the contract
 
 
 # --- models ----------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ REASONS = (
     "forbidden_value",
 )
 
-from rag.contract import MARKER as _MARKER  # noqa: E402 - the one home of the [n] format
+from rag.markers import MARKER as _MARKER  # noqa: E402 - the one home of the [n] format
 _PUNCT = re.compile(r"[^\w\s]|_")
 _ARTICLES = re.compile(r"\b(?:a|an|the)\b")
 
