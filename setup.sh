@@ -36,6 +36,8 @@ case "${1:-}" in
         # The answer-quality gate: thresholds just under the measured values in eval/README.md.
         "$VENV/bin/rag" ingest -q
         "$VENV/bin/rag" eval -q --out eval/runs/ci $(grep -v '^#' eval/ci-gate.txt)
+        "$VENV/bin/rag" eval -q --questions eval/questions_new.jsonl --out eval/runs/ci-new \
+            $(grep -v '^#' eval/ci-gate-new.txt)
         ;;
     *)
         echo "usage: $0 run|test" >&2
