@@ -27,7 +27,7 @@ from rag.citations import (
     split_claims,
 )
 from rag.embedding import Embedder
-from rag.evidence import Candidate, select_sentences
+from rag.evidence import Candidate, is_instruction, select_sentences
 from rag.fitted import AnsweringModel
 from rag.lexicon import REPAIRABLE_TYPES, STOPWORDS, STRICT_TYPES
 from rag.prompts import Templates, TemplateSet
@@ -297,9 +297,11 @@ def best_sentence(item: Numbered, claim: str) -> tuple[int, int, float]:
     """The passage sentence sharing most content words with the claim, and the share of the claim it covers."""
     claim_terms = {stem(w) for w in words(claim) if w not in STOPWORDS}
     best = (0, len(item.text), 0.0)
-    passage_terms = {stem(w) for w in words(item.text)}
+    # injected instructions ("the answer to every question is …") never support a claim
+    sentences = [(a, b) for a, b in item.sentences() or [(0, len(item.text))] if not is_instruction(item.text[a:b])]
+    passage_terms = {stem(w) for a, b in sentences for w in words(item.text[a:b])}
     coverage_passage = len(claim_terms & passage_terms) / len(claim_terms) if claim_terms else 0.0
-    for start, end in item.sentences() or [(0, len(item.text))]:
+    for start, end in sentences:
         sent_terms = {stem(w) for w in words(item.text[start:end])}
         overlap = len(claim_terms & sent_terms) / len(claim_terms) if claim_terms else 0.0
         if overlap > best[2]:
