@@ -72,6 +72,7 @@ class Answerer:
         self.k = k
         self.prompt_token_budget = prompt_token_budget
         self.context_tokens = context_tokens
+        self._prefix_tokens: int | None = None  # tokens of the prompt without a question or passages
 
     @property
     def mode(self) -> str:
@@ -95,13 +96,15 @@ class Answerer:
 
     def check_fits(self, question: str) -> None:
         """A question whose prompt cannot fit the model's context is a user error (422), not a crash: 2,000
-        characters of "中" or of combining marks are far more tokens than characters."""
-        fixed = self.prompt_tokens(question, [])
-        room = self.context_tokens - self.strategy.max_tokens * 2 - SENTENCE_ROOM
-        if fixed > room:
-            asked = self.generator.count_tokens(question)
+        characters of "中" or of combining marks are far more tokens than characters. The fixed part of the
+        prompt (system text, worked examples) is counted once; each question only counts its own tokens."""
+        if self._prefix_tokens is None:
+            self._prefix_tokens = self.prompt_tokens("", [])
+        room = self.context_tokens - self.strategy.max_tokens * 2 - SENTENCE_ROOM - self._prefix_tokens
+        asked = self.generator.count_tokens(question)
+        if asked > room:
             raise QueryError(
-                f"the question is too long for the model: {asked} tokens, and at most {max(0, room - fixed + asked)} fit",
+                f"the question is too long for the model: {asked} tokens, and at most {max(0, room)} fit",
                 hint="ask a shorter question",
             )
 
