@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from rag.errors import EvalSetError, RagError
+from rag_eval.stats import percentile
 
 Span = tuple[int, int]
 SEPARATOR = "\n\n"
@@ -504,7 +505,7 @@ def summary(records: Sequence[dict]) -> dict:
     for k in HITS:
         out[f"hit@{k}"] = _mean(r["rank"] is not None and r["rank"] <= k for r in ranked)
     out["median_seconds"] = statistics.median(seconds) if seconds else None
-    out["p95_seconds"] = float(np.percentile(seconds, 95)) if seconds else None
+    out["p95_seconds"] = percentile(seconds, 95) if seconds else None
     return out
 
 
