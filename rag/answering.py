@@ -112,21 +112,29 @@ class Answerer:
         t0 = time.perf_counter()
         self.check_fits(question)
         q = analyse(question)
-        passages = self.retriever.search(q.text, k or self.k)
+        k = k or self.k
+        passages = self.retriever.search(q.text, self.strategy.fetch_k(k))
         steps = {"search": _ms(t0)}
+        relevance = max((p.dense for p in passages), default=None)
+        refusal = self.policy.before_generation(relevance, q)
+        reading = None
+        if refusal is None:
+            t1 = time.perf_counter()
+            passages, reading = self.strategy.select(q, passages, k)
+            steps["read"] = _ms(t1)
+        else:
+            passages = passages[:k]
         t1 = time.perf_counter()
         passages = self.fit_budget(q.text, passages) if passages else passages
         steps["fit_budget"] = _ms(t1)
         numbered = number_passages(passages)
-        relevance = max((p.dense for p in passages), default=None)
-        refusal = self.policy.before_generation(relevance, q)
         plan = None
         if refusal is None:
             t2 = time.perf_counter()
-            plan = self.strategy.plan(q, numbered)
+            plan = self.strategy.plan(q, numbered, reading)
             steps["plan"] = _ms(t2)
             if plan is None:
-                refusal = "No sentence in the passages can serve as evidence"
+                refusal = self.strategy.refusal_reason(q, numbered, reading, relevance or 0.0)
         return Prepared(q, passages, numbered, relevance, plan, refusal, steps)
 
     # --- answering ---------------------------------------------------------------------------------------
@@ -144,7 +152,10 @@ class Answerer:
         yield contract.SourcesEvent(passages=shown)
         raw = ""
         plan = prepared.plan
-        if plan is not None:
+        if plan is not None and plan.fixed is not None:
+            raw = plan.fixed  # one candidate and nothing to choose: the generator is not asked
+            yield contract.TokenEvent(text=raw)
+        elif plan is not None:
             for piece in self.generator.generate(plan.messages, plan.grammar, plan.max_tokens):
                 raw += piece
                 yield contract.TokenEvent(text=piece)

@@ -44,7 +44,7 @@ def reload_pipeline(pipeline: Any):
 
     settings = pipeline.settings
     index = load_index(settings, pipeline.embedder, warn_stale=False)
-    return Pipeline(settings, pipeline.embedder, index, pipeline.generator)
+    return Pipeline(settings, pipeline.embedder, index, pipeline.generator, pipeline.reader)
 
 
 class IndexWatch:

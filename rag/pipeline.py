@@ -55,25 +55,52 @@ def load_answering_model(settings: Settings, templates: Templates) -> AnsweringM
         model = replace(model, answerer=None)
     if settings.answer_threshold is not None and model.answerer is not None:
         model = replace(model, answerer=replace(model.answerer, threshold=settings.answer_threshold))
+        if model.reader_answerer is not None:
+            model = replace(model, reader_answerer=replace(model.reader_answerer, threshold=settings.answer_threshold))
     return model
 
 
-def build_strategy(settings: Settings, generator: Generator, embedder: Embedder, policy: RefusalPolicy) -> Strategy:
+def load_reader(settings: Settings, generator: Generator | None):
+    """The fitted span reader, when extractive answering will use it (RAG_READER); None otherwise."""
+    if settings.reader == "off" or generator is None or answer_mode(settings, generator) != "extractive":
+        return None
+    from rag.embedding import bundled_embedder_path
+    from rag.reader import ReaderModel
+
+    # the adapters fit the bundled encoder only, whatever RAG_EMBEDDER_PATH says
+    return ReaderModel.load(Templates(settings.prompts_dir), bundled_embedder_path(), threads=settings.embed_threads)
+
+
+def build_strategy(
+    settings: Settings, generator: Generator, embedder: Embedder, policy: RefusalPolicy, reader=None
+) -> Strategy:
     templates = Templates(settings.prompts_dir)
+    if answer_mode(settings, generator) == "extractive" and reader is not None and settings.reader == "answer":
+        from rag.read_strategy import ReaderExtractive
+
+        return ReaderExtractive(
+            templates, policy, settings.max_answer_tokens, reader, read_k=settings.reader_k,
+            candidates=settings.reader_candidates, threshold=settings.reader_threshold,
+        )  # fmt: skip
     if answer_mode(settings, generator) == "extractive":
         model = load_answering_model(settings, templates)
-        return Extractive(
-            templates, policy, settings.max_answer_tokens, embedder, model=model,
-            candidates=settings.candidate_sentences, tidy_spans=settings.tidy_spans,
-        )  # fmt: skip
+        options = dict(model=model, candidates=settings.candidate_sentences, tidy_spans=settings.tidy_spans)
+        if reader is not None and settings.reader == "rerank":
+            from rag.read_strategy import RerankedExtractive
+
+            return RerankedExtractive(
+                templates, policy, settings.max_answer_tokens, embedder, reader=reader, read_k=settings.reader_k,
+                **options,
+            )  # fmt: skip
+        return Extractive(templates, policy, settings.max_answer_tokens, embedder, **options)
     return Generative(templates, policy, settings.max_generative_tokens)
 
 
-def build_answerer(settings: Settings, retriever, generator: Generator) -> Answerer:
+def build_answerer(settings: Settings, retriever, generator: Generator, reader=None) -> Answerer:
     policy = RefusalPolicy(
         min_support=settings.min_support, min_relevance=settings.min_relevance, refusal_text=settings.refusal_text
     )
-    strategy = build_strategy(settings, generator, retriever.embedder, policy)
+    strategy = build_strategy(settings, generator, retriever.embedder, policy, reader)
     return Answerer(
         retriever, generator, strategy, policy, k=settings.k, prompt_token_budget=settings.prompt_token_budget,
         context_tokens=settings.n_ctx,
@@ -126,13 +153,16 @@ def load_index(settings: Settings, embedder: Embedder, warn_stale: bool = True) 
 class Pipeline:
     """Retrieval always; answering when a generator is given (search needs no LLM)."""
 
-    def __init__(self, settings: Settings, embedder: Embedder, index: VectorIndex, generator: Generator | None = None):
+    def __init__(
+        self, settings: Settings, embedder: Embedder, index: VectorIndex, generator: Generator | None = None, reader=None
+    ):
         self.settings = settings
         self.embedder = embedder
         self.index = index
         self.retriever = HybridRetriever.from_settings(index, embedder, settings)
         self.generator = generator
-        self.answerer = build_answerer(settings, self.retriever, generator) if generator else None
+        self.reader = reader
+        self.answerer = build_answerer(settings, self.retriever, generator, reader) if generator else None
 
     @classmethod
     def load(
@@ -141,12 +171,17 @@ class Pipeline:
         embedder: Embedder | None = None,
         generator: Generator | None = None,
         with_generator: bool = False,
+        reader=None,
     ) -> "Pipeline":
+        """What is not given is loaded: the generator and the reader (RAG_READER) with `with_generator`; a
+        caller that injects its own generator injects its reader too (or answers without one)."""
         embedder = embedder or load_embedder(settings)
         index = load_index(settings, embedder)
         if generator is None and with_generator:
             generator = load_generator(settings)
-        return cls(settings, embedder, index, generator)
+            if reader is None:
+                reader = load_reader(settings, generator)
+        return cls(settings, embedder, index, generator, reader)
 
     def _answerer(self) -> Answerer:
         if self.answerer is None:

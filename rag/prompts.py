@@ -73,6 +73,13 @@ class Templates:
         except ValueError as exc:
             raise TemplateError(f"{name} in {self.where}: not valid JSON ({exc})") from exc
 
+    def bytes(self, name: str) -> bytes:
+        """A binary data file (fitted weights), read whole."""
+        try:
+            return self.root.joinpath(name).read_bytes()
+        except FileNotFoundError as exc:
+            raise TemplateError(f"data file {name} does not exist in {self.where}") from exc
+
     def examples(self, name: str) -> list[dict]:
         """Worked examples (a JSON list of objects) for few-shot prompts."""
         items = self.json(name)

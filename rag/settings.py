@@ -124,6 +124,29 @@ class Settings(BaseSettings):
     candidate_sentences: int = Field(
         1, ge=1, le=5, description="Candidate sentences (one per passage) the model may copy its answer from."
     )
+    reader: Literal["off", "rerank", "answer"] = Field(
+        "rerank",
+        description="Extractive mode, the fitted span reader (prompts/reader.safetensors, fitted on SQuAD 2.0 by "
+        "`python -m rag_eval.fit_reader`): rerank: it orders the retrieved passages and the sentence engine answers "
+        "from the best RAG_K; answer: its spans are the answers and its margin decides refusal; off: neither.",
+    )
+    reader_k: int = Field(
+        6, ge=1, le=50, description="Passages the reader reads per question; the best RAG_K of them are shown."
+    )
+    reader_candidates: int = Field(
+        1,
+        ge=1,
+        le=5,
+        description="Reader spans the generator may choose from; 1: the reader's best span is the reply and the "
+        "generator is not called.",
+    )
+    reader_threshold: float | None = Field(
+        None,
+        ge=-50.0,
+        le=50.0,
+        description="Answer when the reader's best span beats its 'no answer' score by at least this margin; "
+        "default: the fitted threshold (set for 15% false refusals on held-out calibration articles).",
+    )
 
     # --- refusal ----------------------------------------------------------------
     min_support: float = Field(

@@ -47,6 +47,9 @@ class Plan:
     evidence: Candidate | None = None  # extractive: the best candidate sentence
     shown: list[Candidate] = field(default_factory=list)  # extractive: the sentences the model may copy from
     ranked: list[Candidate] = field(default_factory=list)  # extractive: every candidate, best first
+    fixed: str | None = None  # the reply when there is nothing to choose (the generator is not called)
+    proposals: list = field(default_factory=list)  # reader-led: the spans the grammar allows
+    reading: object | None = None  # the reader's reading of the shown passages, when a reader chose them
 
 
 @dataclass
@@ -67,8 +70,17 @@ class Strategy(Protocol):
 
     def messages(self, question: str, shown: list) -> list[dict]: ...
 
-    def plan(self, question: Question, numbered: list[Numbered]) -> Plan | None:
+    def fetch_k(self, k: int) -> int:
+        """Passages to retrieve so that `k` can be shown."""
+
+    def select(self, question: Question, passages: list, k: int) -> tuple[list, object | None]:
+        """The `k` passages to show, and what was learnt choosing them (the reader's reading), if anything."""
+
+    def plan(self, question: Question, numbered: list[Numbered], reading: object | None = None) -> Plan | None:
         """None when no passage sentence can serve as evidence."""
+
+    def refusal_reason(self, question: Question, numbered: list[Numbered], reading, relevance: float) -> str:
+        """Why there was nothing to plan, in words a reader can check."""
 
     def finish(self, question: Question, raw: str, plan: Plan, numbered: list[Numbered], relevance: float) -> Outcome: ...
 
@@ -105,6 +117,15 @@ class _Prompting:
         messages.append({"role": "user", "content": self.templates.render(self.files.user, passages=shown, question=question)})
         return messages
 
+    def fetch_k(self, k: int) -> int:
+        return k
+
+    def select(self, question: Question, passages: list, k: int) -> tuple[list, object | None]:
+        return passages[:k], None
+
+    def refusal_reason(self, question: Question, numbered: list[Numbered], reading, relevance: float) -> str:
+        return "No sentence in the passages can serve as evidence"
+
 
 class Extractive(_Prompting):
     """`model` (rag/fitted.py) ranks the sentences and decides to answer; without it the hand-set weights
@@ -128,7 +149,7 @@ class Extractive(_Prompting):
         self.candidates = candidates
         self.tidy_spans = tidy_spans
 
-    def plan(self, question: Question, numbered: list[Numbered]) -> Plan | None:
+    def plan(self, question: Question, numbered: list[Numbered], reading: object | None = None) -> Plan | None:
         ranked = select_sentences(question, numbered, self.embedder, self.model.selector if self.model else None)
         if not ranked:
             return None
@@ -177,7 +198,8 @@ class Extractive(_Prompting):
         evidence = _evidence(best)
         if self.model is not None and self.model.answerer is not None:
             features = answer_features(question, citation.quote, best, plan.ranked, signals)
-            reason = self.policy.fitted_verdict(self.model.answerer, features, signals)
+            features.update(self.extra_features(plan, citation))
+            reason = self.policy.fitted_verdict(self.model.decider(features), features, signals)
             signals.extra = features
         else:
             reason = self.policy.verdict(signals)
@@ -185,6 +207,10 @@ class Extractive(_Prompting):
             return Outcome(signals=signals, reason=reason, evidence=[evidence])
         answer = f"{citation.quote.strip()} {contract.marker(citation.n)}"
         return Outcome(answer, [citation], [evidence], signals)
+
+    def extra_features(self, plan: Plan, citation: Citation) -> dict[str, float]:
+        """Answer features beyond the sentence engine's own (the reader's, in RerankedExtractive)."""
+        return {}
 
     def _finish_parts(self, question: Question, cited: list, relevance: float) -> Outcome:
         """Two spans: each must be new words, the names of the question must be in their sentences."""
@@ -215,7 +241,7 @@ class Extractive(_Prompting):
 class Generative(_Prompting):
     mode = "generative"
 
-    def plan(self, question: Question, numbered: list[Numbered]) -> Plan | None:
+    def plan(self, question: Question, numbered: list[Numbered], reading: object | None = None) -> Plan | None:
         numbers = [item.n for item in numbered]
         grammar = generative_grammar(self.templates, self.files.grammar, numbers, self.policy.refusal_text)
         return Plan(self.messages(question.text, numbered), grammar, self.max_tokens)

@@ -50,6 +50,16 @@ def real_generator():
 
 
 @pytest.fixture(scope="session")
+def real_reader():
+    """The fitted span reader as the pipeline loads it (packaged adapters merged into the bundled encoder)."""
+    from rag.embedding import bundled_embedder_path
+    from rag.prompts import Templates
+    from rag.reader import ReaderModel
+
+    return ReaderModel.load(Templates(), bundled_embedder_path())
+
+
+@pytest.fixture(scope="session")
 def real_index_dir(tmp_path_factory, real_embedder):
     """The real seed corpus indexed once per session with the real embedder."""
     from rag.pipeline import run_ingest

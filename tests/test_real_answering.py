@@ -13,9 +13,10 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def real_pipeline(real_embedder, real_generator, real_index_dir):
+def real_pipeline(real_embedder, real_generator, real_reader, real_index_dir):
+    """The default pipeline: the fitted reader reorders the passages (RAG_READER=rerank)."""
     settings = Settings(seeds_dir=SEEDS, index_dir=real_index_dir)
-    return Pipeline.load(settings, embedder=real_embedder, generator=real_generator)
+    return Pipeline.load(settings, embedder=real_embedder, generator=real_generator, reader=real_reader)
 
 
 def test_meeting_date_is_answered_with_exact_citation(real_pipeline):

@@ -1,0 +1,315 @@
+"""The extractive reader: which words of which retrieved passage answer the question, or none.
+
+Why: the 135M generator, held by a grammar to one pre-picked sentence, copied the wrong words of the
+right sentence, and refusal from cheap signals stayed near chance on SQuAD 2.0's unanswerable
+questions (written to look answerable from the same paragraph): on four held-out articles answerable
+F1 0.39 and refusal recall 0.35 at 16% false refusals. Those questions need the question and the
+passage read together. The reader is the bundled all-MiniLM-L6-v2 encoder (already shipped for
+retrieval, so no new weights to download) with low-rank adapters and a start/end head fitted by
+`python -m rag_eval.fit_reader` on SQuAD 2.0 articles (the file's metadata names them, the
+calibration articles and the held-out figures). It reads each retrieved passage with the question
+(SQuAD 2.0 style: the [CLS] token scores "no answer here") and proposes spans with a margin over
+"no answer"; the extractive strategy lets the generator choose among the best proposals and the
+margin decides to answer or refuse (rag/strategies.py).
+
+The adapters (float16, ~1 MB) are merged into a private copy of the encoder's weights at load time,
+so inference is one plain BERT forward pass per passage batch and needs no extra library.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from rag.errors import ModelError, TemplateError
+
+READER_FILE = "reader.safetensors"
+FORMATS = (1, 2)  # 1: low-rank adapters over the encoder; 2: the encoder's trained layers themselves
+MAX_ANSWER_TOKENS = 30  # longest span proposed, in word pieces (SQuAD answers: median 2 words)
+TARGETS = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+           "intermediate.dense", "output.dense")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Span:
+    passage: int  # index into the passages read
+    start: int  # character offsets inside that passage's text
+    end: int
+    score: float  # start + end logit
+    margin: float  # score minus the passage's "no answer" score: > 0 means the reader prefers answering
+
+
+@dataclass
+class Reading:
+    """What the reader found in the passages of one question."""
+
+    spans: list[Span] = field(default_factory=list)  # best first (by margin), a few per passage
+    null: list[float] = field(default_factory=list)  # each passage's "no answer" score
+
+    @property
+    def best(self) -> Span | None:
+        return self.spans[0] if self.spans else None
+
+    def passage_order(self) -> list[int]:
+        """Passages by their best span's margin, best first (passages without a span last, in order)."""
+        best: dict[int, float] = {}
+        for s in self.spans:
+            best.setdefault(s.passage, s.margin)
+        rest = [i for i in range(len(self.null)) if i not in best]
+        return sorted(best, key=lambda i: -best[i]) + rest
+
+
+class Reader(Protocol):
+    threshold: float  # answer when the best margin is at least this (fitted for a stated false-refusal rate)
+
+    def read(self, question: str, passages: Sequence[str]) -> Reading: ...
+
+
+def tokenizer_for(base: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(base), local_files_only=True, use_fast=True)
+
+
+def encode_pairs(tokenizer, questions: Sequence[str], texts: Sequence[str], max_length: int, stride: int = 64):
+    """Question and passage as one sequence; a passage too long for one window becomes several windows
+    overlapping by `stride` tokens (`overflow_to_sample_mapping` names each window's passage)."""
+    return tokenizer(list(questions), list(texts), truncation="only_second", max_length=max_length, stride=stride,
+                     return_overflowing_tokens=True, return_offsets_mapping=True, padding=False)  # fmt: skip
+
+
+def _net_classes():
+    import torch
+    from torch import nn
+
+    class LoRALinear(nn.Module):
+        def __init__(self, base: nn.Linear, rank: int, alpha: float):
+            super().__init__()
+            self.base = base
+            for p in base.parameters():
+                p.requires_grad = False
+            self.lora_a = nn.Parameter(torch.randn(rank, base.in_features) / rank**0.5 * 0.1)
+            self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank))
+            self.scale = alpha / rank
+
+        def forward(self, x):
+            return self.base(x) + (x @ self.lora_a.T @ self.lora_b.T) * self.scale
+
+    class ReaderNet(nn.Module):
+        """Encoder + start/end head. `from_base` adds trainable adapters (fitting); `merged` holds the
+        adapters folded into the weights (answering)."""
+
+        def __init__(self, encoder):
+            super().__init__()
+            self.encoder = encoder
+            self.head = nn.Linear(encoder.config.hidden_size, 2)
+
+        @classmethod
+        def from_base(cls, base: Path, rank: int, alpha: float) -> "ReaderNet":
+            net = cls(_load_encoder(base))
+            for p in net.encoder.parameters():
+                p.requires_grad = False
+            for name, module in list(net.encoder.named_modules()):
+                if any(name.endswith(t) for t in TARGETS) and isinstance(module, nn.Linear):
+                    parent, _, child = name.rpartition(".")
+                    setattr(net.encoder.get_submodule(parent), child, LoRALinear(module, rank, alpha))
+            for name, p in net.encoder.named_parameters():
+                if "LayerNorm" in name:
+                    p.requires_grad = True
+            net.rank, net.alpha = rank, alpha
+            return net
+
+        @classmethod
+        def for_training(cls, base: Path, freeze_layers: int = 1) -> "ReaderNet":
+            """The whole encoder fine-tuned but its embeddings and lowest `freeze_layers` layers (format 2)."""
+            net = cls(_load_encoder(base))
+            for name, p in net.encoder.named_parameters():
+                layer = name.split(".")[2] if name.startswith("encoder.layer.") else None
+                p.requires_grad = layer is not None and int(layer) >= freeze_layers
+            return net
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                                  token_type_ids=token_type_ids).last_hidden_state  # fmt: skip
+            logits = self.head(hidden)
+            return logits[..., 0], logits[..., 1]
+
+    return LoRALinear, ReaderNet
+
+
+def _load_encoder(base: Path):
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        return AutoModel.from_pretrained(str(base), local_files_only=True)
+    except OSError as exc:
+        raise ModelError(f"cannot load the reader's encoder from {base}: {exc}", hint="check RAG_EMBEDDER_PATH") from exc
+
+
+def __getattr__(name):  # ReaderNet / LoRALinear without importing torch at module import
+    if name in ("ReaderNet", "LoRALinear"):
+        lora, net = _net_classes()
+        return {"LoRALinear": lora, "ReaderNet": net}[name]
+    raise AttributeError(name)
+
+
+def trainable_state(net) -> dict:
+    """What a format-2 file ships: every tensor that was trained (the upper layers and the head)."""
+    return {k: p.detach().clone() for k, p in net.named_parameters() if p.requires_grad}
+
+
+def lora_state(net) -> dict:
+    """What is shipped: the adapters, the layer norms and the head (not the frozen encoder weights)."""
+    return {k: v.detach().clone() for k, v in net.state_dict().items()
+            if "lora_" in k or "LayerNorm" in k or k.startswith("head.")}  # fmt: skip
+
+
+def save_reader(path: Path | str, state: dict, meta: dict) -> None:
+    import torch
+    from safetensors.torch import save_file
+
+    tensors = {k: v.to(torch.float16).contiguous() for k, v in state.items()}
+    path = Path(path)
+    tmp = path.with_suffix(".tmp")
+    save_file(tensors, str(tmp), metadata={"meta": json.dumps(meta, sort_keys=True)})
+    tmp.replace(path)
+
+
+def load_reader_file(data: bytes) -> tuple[dict, dict]:
+    """Tensors and metadata of a reader file; malformed files are a TemplateError naming the file."""
+    import torch
+    from safetensors.torch import load
+
+    try:
+        tensors = load(data)
+    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+        raise TemplateError(f"{READER_FILE}: not a readable safetensors file ({exc})") from exc
+    meta = _metadata(data)
+    if meta.get("format") not in FORMATS:
+        raise TemplateError(f"{READER_FILE}: expected format 1 or 2, found {meta.get('format')!r}")
+    return {k: v.to(torch.float32) for k, v in tensors.items()}, meta
+
+
+def _metadata(data: bytes) -> dict:
+    """The JSON header of a safetensors file holds our metadata under "meta"."""
+    try:
+        n = int.from_bytes(data[:8], "little")
+        header = json.loads(data[8 : 8 + n])
+        return json.loads(header.get("__metadata__", {}).get("meta", "{}"))
+    except (ValueError, TypeError) as exc:
+        raise TemplateError(f"{READER_FILE}: unreadable metadata ({exc})") from exc
+
+
+class ReaderModel:
+    """The fitted reader, loaded once (app factory); `read` is thread-safe for concurrent callers."""
+
+    def __init__(self, net, tokenizer, meta: dict, threshold: float | None = None, max_length: int | None = None):
+        self.net = net
+        self.tokenizer = tokenizer
+        self.meta = meta
+        self.threshold = float(meta.get("threshold", 0.0) if threshold is None else threshold)
+        self.max_length = int(max_length or meta.get("max_length", 192))
+        self.stride = int(meta.get("stride", 64))
+
+    @classmethod
+    def from_state(cls, base: Path, state: dict, meta: dict, threads: int | None = 1, **kw) -> "ReaderModel":
+        import torch
+
+        if threads:
+            torch.set_num_threads(threads)
+        _, ReaderNet = _net_classes()
+        encoder = _load_encoder(base)
+        net = ReaderNet(encoder)
+        rank = int(meta.get("rank", 16))
+        scale = float(meta.get("alpha", 32.0)) / rank
+        params = dict(net.named_parameters())
+        with torch.no_grad():
+            for key, value in state.items():
+                if ".lora_a" in key:
+                    prefix = key[: -len(".lora_a")]
+                    b = state[prefix + ".lora_b"]
+                    target = params.get(prefix + ".weight")
+                    if target is None or target.shape != (b.shape[0], value.shape[1]):
+                        raise TemplateError(f"{READER_FILE}: adapter {prefix} does not fit the encoder")
+                    target += scale * (b @ value)
+                elif ".lora_b" in key:
+                    continue
+                else:
+                    name = key.replace(".base.", ".")
+                    target = params.get(name)
+                    if target is None or target.shape != value.shape:
+                        raise TemplateError(f"{READER_FILE}: tensor {key} does not fit the encoder")
+                    target.copy_(value)
+        net.eval()
+        return cls(net, tokenizer_for(base), meta, **kw)
+
+    @classmethod
+    def load(cls, templates, base: Path, threads: int | None = 1, **kw) -> "ReaderModel":
+        state, meta = load_reader_file(templates.bytes(READER_FILE))
+        return cls.from_state(base, state, meta, threads=threads, **kw)
+
+    def _fit_question(self, question: str) -> str:
+        """A question too long to leave room for the passage windows is read by its first words (the
+        pipeline's own length check normally stops such questions first)."""
+        room = self.max_length - self.stride - 8
+        words = question.split()
+        while len(words) > 1 and len(self.tokenizer(" ".join(words))["input_ids"]) > room:
+            words = words[: max(1, len(words) * 3 // 4)]
+        return " ".join(words) if len(words) < len(question.split()) else question
+
+    def read(self, question: str, passages: Sequence[str], per_passage: int = 3) -> Reading:
+        import torch
+
+        if not passages:
+            return Reading()
+        question = self._fit_question(question)
+        enc = encode_pairs(self.tokenizer, [question] * len(passages), passages, self.max_length, self.stride)
+        rows = enc["input_ids"]
+        width = max(len(x) for x in rows)
+        pad = lambda rows: torch.tensor([r + [0] * (width - len(r)) for r in rows])  # noqa: E731
+        ids, types = pad(rows), pad(enc["token_type_ids"])
+        mask = pad([[1] * len(r) for r in rows])
+        with torch.inference_mode():
+            s_logits, e_logits = self.net(ids, mask, types)
+        s_all, e_all = s_logits.numpy(), e_logits.numpy()
+        spans: list[Span] = []
+        nulls = [float("inf")] * len(passages)
+        found: list[tuple[int, int, int, float]] = []
+        for w in range(len(rows)):
+            i = enc["overflow_to_sample_mapping"][w]
+            seq = enc.sequence_ids(w)
+            offsets = enc["offset_mapping"][w]
+            tokens = np.array([t for t, sid in enumerate(seq) if sid == 1])
+            null = float(s_all[w, 0] + e_all[w, 0])
+            nulls[i] = min(nulls[i], null)  # a passage's "no answer": its most confident window's
+            if not len(tokens):
+                continue
+            s, e = s_all[w, tokens], e_all[w, tokens]
+            grid = s[:, None] + e[None, :]
+            n = len(tokens)
+            band = np.triu(np.ones((n, n), dtype=bool)) & ~np.triu(np.ones((n, n), dtype=bool), MAX_ANSWER_TOKENS)
+            grid = np.where(band, grid, -np.inf)
+            flat = np.argsort(-grid, axis=None)[:per_passage]
+            for f in flat:
+                a, b = divmod(int(f), n)
+                if not np.isfinite(grid[a, b]):
+                    break
+                found.append((i, int(offsets[tokens[a]][0]), int(offsets[tokens[b]][1]), float(grid[a, b])))
+        best: dict[tuple[int, int, int], float] = {}
+        for i, start, end, score in found:  # the same span seen by two overlapping windows counts once
+            best[(i, start, end)] = max(score, best.get((i, start, end), -np.inf))
+        for (i, start, end), score in best.items():
+            spans.append(Span(i, start, end, score, score - nulls[i]))
+        spans.sort(key=lambda x: -x.margin)
+        nulls = [0.0 if v == float("inf") else v for v in nulls]
+        return Reading(spans, nulls)

@@ -1,0 +1,55 @@
+"""Smoke run of the reader's training script (rag_eval/fit_reader.py): a few steps on a handful of
+questions, so CI knows the script still trains, checkpoints, resumes and writes a file the pipeline
+loads. CI never trains the shipped weights."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT
+
+SQUAD = ROOT.parent / "shared" / "benchmarks" / "squad2" / "squad2-dev-10-articles.json.gz"
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not SQUAD.exists(), reason="the shared SQuAD files are not on this machine"),
+]
+
+
+def _run(tmp_path: Path, *extra: str) -> int:
+    from rag_eval import fit_reader
+
+    return fit_reader.main([
+        str(SQUAD), "--train", "1973_oil_crisis", "--calibrate", "Packet_switching", "--held-out", "Force",
+        "--limit", "3", "--steps", "2", "--batch", "4", "--checkpoint-every", "1",
+        "--workdir", str(tmp_path / "work"), "--out", str(tmp_path / "reader.safetensors"), *extra,
+    ])  # fmt: skip
+
+
+def test_smoke_run_trains_checkpoints_and_writes_a_loadable_reader_with_its_header(tmp_path, capsys):
+    from rag.embedding import bundled_embedder_path
+    from rag.reader import ReaderModel, load_reader_file
+
+    assert _run(tmp_path) == 0
+    assert (tmp_path / "work" / "reader-train.pt").exists()
+    out = tmp_path / "reader.safetensors"
+    state, meta = load_reader_file(out.read_bytes())
+    assert meta["format"] == 2 and meta["script"] == "rag_eval/fit_reader.py"
+    assert meta["train_articles"] == ["1973_oil_crisis"] and meta["held_out_articles"] == ["Force"]
+    assert meta["steps"] == 2 and meta["seed"] == 13
+    assert "held_out_gold_paragraph" in meta and "threshold" in meta
+    assert any(k.startswith("encoder.encoder.layer.5.") for k in state) and "head.weight" in state
+    assert not any("layer.0." in k or "embeddings" in k for k in state)  # frozen parts are not shipped
+    reader = ReaderModel.from_state(bundled_embedder_path(), state, meta)
+    reading = reader.read("When did the oil crisis begin?", ["The crisis began in October 1973.", "Unrelated."])
+    assert len(reading.null) == 2
+    for s in reading.spans:
+        text = ["The crisis began in October 1973.", "Unrelated."][s.passage]
+        assert 0 <= s.start < s.end <= len(text)
+
+    # a second run with the same settings resumes from the checkpoint instead of training again
+    capsys.readouterr()
+    assert _run(tmp_path) == 0
+    assert "resumed at step 2/2" in capsys.readouterr().err

@@ -1,0 +1,167 @@
+"""The reader-led extractive strategy (rag/read_strategy.py) with a behaving fake reader and generator."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.errors import TemplateError
+from rag.index import VectorIndex
+from rag.pipeline import Pipeline, run_ingest
+from rag.reader import Reading, Span, load_reader_file
+
+from .conftest import SEED_FILE
+from .support.fakes import PhraseReader, ScriptedGenerator, copy_phrase
+
+
+def never_called(question, shown, messages):
+    raise AssertionError("the generator was asked although there was nothing to choose")
+
+
+@pytest.fixture
+def make(settings, keyword_embedder):
+    run_ingest(settings, keyword_embedder)
+
+    def build(answers, reply=never_called, **updates):
+        s = settings.model_copy(update={"mode": "extractive", "reader": "answer", **updates})
+        index = VectorIndex.load(s.index_dir)
+        generator = ScriptedGenerator(reply)
+        reader = PhraseReader(answers, threshold=s.reader_threshold or 0.0)
+        return Pipeline(s, keyword_embedder, index, generator, reader), generator, reader
+
+    return build
+
+
+def test_the_readers_best_span_is_the_answer_with_an_exact_citation_and_its_sentence(make):
+    pipeline, generator, reader = make(lambda q: ["December 6, 2023"])
+    answer = pipeline.ask("When did Brad Smith meet Wang Wentao?")
+    assert not answer.refused and answer.answer == "December 6, 2023 [1]"
+    (c,) = answer.citations
+    text = SEED_FILE.read_text()
+    assert text[c.start : c.end] == c.quote == "December 6, 2023"
+    (ev,) = answer.evidence
+    assert text[ev.start : ev.end] == ev.text and ev.start <= c.start < c.end <= ev.end
+    assert "December 6, 2023" in ev.text and len(ev.text) > len(c.quote)
+    assert generator.calls == []  # one candidate: nothing for the generator to choose
+    assert len(reader.calls[0][1]) == pipeline.settings.reader_k  # it read more passages than are shown
+    assert len(answer.passages) == pipeline.settings.k
+    assert answer.signals["extra"]["reader_margin"] == 5.0
+
+
+def test_the_passage_holding_the_readers_span_is_shown_first(make):
+    pipeline, _, reader = make(lambda q: ["Wang Wentao"])
+    answer = pipeline.ask("Who did he meet?")
+    assert not answer.refused
+    read = reader.calls[0][1]
+    first_holding = next(t for t in read if "Wang Wentao" in t)
+    assert answer.passages[0].text == first_holding and answer.citations[0].n == 1
+
+
+def test_nothing_over_the_threshold_is_refused_before_the_generator_with_a_checkable_reason(make):
+    pipeline, generator, _ = make(lambda q: ["December 6, 2023"], reader_threshold=6.0)
+    answer = pipeline.ask("When did Brad Smith meet Xi Jinping?")
+    assert answer.refused and answer.citations == []
+    assert "Xi" in answer.reason  # the name missing from the passages, in plain words
+    assert generator.calls == []
+
+
+def test_no_span_at_all_is_refused(make):
+    pipeline, _, _ = make(lambda q: [])
+    answer = pipeline.ask("When did Brad Smith meet Wang Wentao?")
+    assert answer.refused and answer.reason
+
+
+def test_with_several_candidates_the_generator_chooses_among_exactly_those_spans(make):
+    def pick_second(question, shown, messages):
+        return "[1] Wednesday"
+
+    pipeline, generator, _ = make(lambda q: ["December 6, 2023", "Wednesday"], pick_second, reader_candidates=2)
+    answer = pipeline.ask("When did Brad Smith meet Wang Wentao?")
+    (call,) = generator.calls
+    assert '"[1] December 6, 2023"' in call["grammar"] and '"[1] Wednesday"' in call["grammar"]
+    assert not answer.refused and answer.answer == "Wednesday [1]"
+    assert answer.signals["extra"]["reader_rank"] >= 1
+
+
+def test_a_reply_outside_the_proposals_is_refused(make):
+    pipeline, _, _ = make(lambda q: ["December 6, 2023", "Wednesday"], lambda q, s, m: "[1] Thursday",
+                          reader_candidates=2)  # fmt: skip
+    answer = pipeline.ask("When did Brad Smith meet Wang Wentao?")
+    assert answer.refused and answer.citations == []
+
+
+def test_a_two_part_question_gets_two_cited_spans(make):
+    pipeline, _, _ = make(lambda q: ["Brad Smith", "Wang Wentao"])
+    answer = pipeline.ask("Which two officials met?")
+    assert not answer.refused and len(answer.citations) == 2
+    assert {c.quote for c in answer.citations} == {"Brad Smith", "Wang Wentao"}
+
+
+def test_reading_orders_passages_by_best_margin():
+    r = Reading([Span(2, 0, 3, 9.0, 4.0), Span(0, 0, 3, 8.0, 1.0), Span(2, 5, 9, 7.0, 0.5)], [1.0, 2.0, 3.0, 4.0])
+    assert r.passage_order() == [2, 0, 1, 3]
+    assert r.best.passage == 2
+
+
+@pytest.mark.parametrize("data", [b"", b"not a safetensors file", b"\x08\x00\x00\x00\x00\x00\x00\x00{}      "])
+def test_a_damaged_reader_file_is_a_template_error_naming_it(data):
+    with pytest.raises(TemplateError, match="reader.safetensors"):
+        load_reader_file(data)
+
+
+def test_rerank_shows_the_passages_the_reader_rates_best_and_the_sentence_engine_answers(make):
+    def copy_first_sentence(question, shown, messages):
+        return "[1] Wang Wentao"
+
+    pipeline, generator, reader = make(lambda q: ["Wang Wentao"], copy_first_sentence, reader="rerank")
+    assert type(pipeline.answerer.strategy).__name__ == "RerankedExtractive"
+    answer = pipeline.ask("Who did Brad Smith meet?")
+    read = reader.calls[0][1]
+    assert len(read) == pipeline.settings.reader_k
+    first_holding = next(t for t in read if "Wang Wentao" in t)
+    assert answer.passages[0].text == first_holding
+    assert len(generator.calls) == 1  # the sentence engine's grammar, not the reader's spans
+    extra = answer.signals["extra"]  # the reader's signals go to the answer/refuse decision
+    assert extra["reader_margin"] == 5.0 and extra["reader_agree"] == 1.0 and extra["reader_sentence"] == 1.0
+
+
+@pytest.mark.parametrize(
+    "proposed",
+    [
+        "Wang Wentao",  # the reader's best span is the cited words
+        "Minister of Commerce",  # other words of the cited sentence
+        "Xi Jinping",  # another sentence or passage altogether
+        None,  # no span at all: the lowest margin
+    ],
+)
+def test_reader_signals_say_whether_the_reader_agrees_with_the_cited_words(make, proposed):
+    pipeline, _, _ = make(lambda q: [proposed] if proposed else [], copy_phrase("Wang Wentao"), reader="rerank",
+                          answer_threshold=0.0)  # fmt: skip
+    answer = pipeline.ask("Who did Brad Smith meet?")
+    extra = answer.signals["extra"]
+    quote = answer.citations[0].quote
+    sentence = answer.evidence[0].text
+    assert extra["reader_agree"] == float(bool(proposed) and proposed in quote)
+    assert extra["reader_sentence"] == float(bool(proposed) and proposed in sentence)
+    assert extra["reader_margin"] == (5.0 if proposed else -20.0)
+    assert "answerer_logit" not in extra  # no stacked model in the shipped file yet: the answerer decides
+
+
+def test_reader_off_builds_the_plain_sentence_engine(make):
+    pipeline, _, _ = make(lambda q: [], reader="off")
+    assert type(pipeline.answerer.strategy).__name__ == "Extractive"
+
+
+@pytest.mark.slow
+def test_the_real_reader_finds_the_date_and_ranks_the_passage_holding_it_first(real_reader):
+    """The shipped adapters, merged into the bundled encoder: the date span in the passage that holds it."""
+    passages = [
+        "China, amid ongoing tensions with the U.S., is keen on signaling its openness to American businesses.",
+        "Microsoft President Brad Smith engaged in a significant meeting with China's Minister of Commerce, Wang "
+        "Wentao, on Wednesday, December 6, 2023.",
+    ]
+    reading = real_reader.read("When did Brad Smith meet Wang Wentao?", passages)
+    best = reading.best
+    assert best is not None and best.passage == 1
+    assert "December 6, 2023" in passages[1][best.start : best.end]
+    assert reading.passage_order()[0] == 1
+    assert best.margin >= real_reader.threshold
