@@ -184,7 +184,8 @@ COMMANDS = {  # name: (one-line help, what it reads and writes: the --help descr
     "ingest": (
         "build or update the index from the documents folder",
         "Reads every document in the documents folder; writes the index folder (only changed documents are "
-        "re-embedded). Prints a summary on stdout, progress on stderr. " + FOLDERS,
+        "re-embedded). Prints a summary on stdout (each document read with its passages and their median length, "
+        "flagging one whose passages are far shorter than the chunk size), progress on stderr. " + FOLDERS,
     ),
     "search": (
         "show the passages retrieved for a query ('-' reads queries from stdin)",

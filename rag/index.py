@@ -41,7 +41,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from rag.chunking import SPLITTER_VERSION, Chunk, chunk_document
+from rag.chunking import SPLITTER_VERSION, Chunk, PassageStats, chunk_document, passage_stats
 from rag.documents import Document, Problem
 from rag.embedding import Embedder
 from rag.errors import IndexBusy, IndexCorrupt, IndexError_, IndexMismatch, IndexMissing
@@ -59,6 +59,7 @@ DATA_FILE = re.compile(r"(chunks-[0-9a-f]{16}\.jsonl|vectors-[0-9a-f]{16}\.faiss
 STORED_TEXT = re.compile(r"[0-9a-f]{64}\.txt")  # texts/<sha256>.txt
 TEMP_FILE = re.compile(r"\..+\.[0-9a-f]{16}\.tmp")
 UNIT_NORM_TOLERANCE = 1e-3  # float32 normalised vectors are within ~1e-6 of 1; a damaged one is far off
+MAX_LISTED = 20  # documents read in one ingest listed by name in the summary (a badly split one always is)
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,10 @@ class SearchHit:
 
 @dataclass
 class IngestReport:
+    """What an ingest did. `passages`: every indexed document's passage count, median passage length and
+    whether it looks split badly (rag.chunking.passage_stats; also recorded per document in the manifest),
+    so the summary names a document a format problem shredded, as issue 25's HTML pages were."""
+
     added: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
@@ -79,13 +84,29 @@ class IngestReport:
     rebuilt_because: str | None = None
     seconds: float = 0.0
     problems: list[Problem] = field(default_factory=list)  # files not indexed, with the reason
+    chunk_size: int = 0
+    passages: dict[str, PassageStats] = field(default_factory=dict)  # every indexed document's, by name
 
     def to_dict(self) -> dict:
         """The report as the API and the chat show it."""
-        out = {k: v for k, v in self.__dict__.items() if k != "problems"}
+        out = {k: v for k, v in self.__dict__.items() if k not in ("problems", "passages")}
         out["problems"] = [p.to_dict() for p in self.problems]
+        out["passages"] = {name: stats.to_dict() for name, stats in self.passages.items()}
         out["seconds"] = round(self.seconds, 3)
         return out
+
+    def passage_lines(self) -> list[str]:
+        """One line per document read this time (at most MAX_LISTED, then a count), and one per document
+        that looks split badly, read this time or not: a warning stays in the summary until it is fixed."""
+        fresh = [n for n in self.added + self.changed if n in self.passages]
+        flagged = {n for n, stats in self.passages.items() if stats.split_badly}
+        quiet = [n for n in fresh if n not in flagged]
+        shown = set(quiet[:MAX_LISTED]) | flagged
+        names = [n for n in fresh if n in shown] + sorted(flagged - set(fresh))
+        lines = [f"  {self.passages[n].describe(n)}" for n in names]
+        if len(quiet) > MAX_LISTED:
+            lines.append(f"  … and {len(quiet) - MAX_LISTED} more")
+        return lines
 
     def summary(self) -> str:
         lines = []
@@ -98,6 +119,10 @@ class IngestReport:
         lines.append(
             f"chunks: {self.chunks_added} added, {self.chunks_removed} removed, {self.chunks_total} in index"
         )
+        listed = self.passage_lines()
+        if listed:
+            lines.append(f"passages (chunk size {self.chunk_size} characters):")
+            lines.extend(listed)
         if self.problems:
             lines.append(f"not indexed ({len(self.problems)}):")
             lines.extend(f"  {p.name}: {p.reason}" for p in self.problems)
@@ -415,7 +440,7 @@ def ingest(
 
 def _ingest(docs, index_dir, embedder, chunk_size, chunk_overlap, progress, problems, on_chunked):
     t0 = time.perf_counter()
-    report = IngestReport(problems=list(problems or []))
+    report = IngestReport(problems=list(problems or []), chunk_size=chunk_size)
     expect = {"embedder": embedder.id, "dim": embedder.dim, "chunking": chunk_settings(chunk_size, chunk_overlap)}
     try:
         old = VectorIndex.load(index_dir, expect)
@@ -453,6 +478,7 @@ def _ingest(docs, index_dir, embedder, chunk_size, chunk_overlap, progress, prob
         (report.changed if prev or (old and doc.doc_id in old.documents) else report.added).append(doc.doc_id)
         chunks = chunk_document(doc, chunk_size, chunk_overlap)
         to_embed.extend(chunks)
+        stats = passage_stats(chunks, chunk_size, doc.segments)
         documents[doc.doc_id] = {
             "sha256": doc.sha256,
             "chunks": len(chunks),
@@ -460,7 +486,11 @@ def _ingest(docs, index_dir, embedder, chunk_size, chunk_overlap, progress, prob
             "type": doc.kind,
             "pages": doc.pages,
             "text": store_text(index_dir, doc.text) if doc.derived else None,
+            "median_chars": stats.median_chars,
+            "split_badly": stats.split_badly,
         }
+        report.passages[doc.doc_id] = stats
+    _recorded_stats(documents, report, old, keep_rows, chunk_size)
     if on_chunked:
         on_chunked(len(to_embed))
 
@@ -491,6 +521,24 @@ def _ingest(docs, index_dir, embedder, chunk_size, chunk_overlap, progress, prob
     report.chunks_total = len(index)
     report.seconds = time.perf_counter() - t0
     return index, report
+
+
+def _recorded_stats(documents: dict[str, dict], report: IngestReport, old, keep_rows: list[int], chunk_size: int) -> None:
+    """Passage figures of the documents kept as they were: from the manifest, or (an index written before
+    the figures were recorded) from their stored chunks, without their table rows known."""
+    kept: dict[str, list[Chunk]] = {}
+    for row in keep_rows:
+        chunk = old.chunks[row]
+        kept.setdefault(chunk.doc_id, []).append(chunk)
+    for doc_id, meta in documents.items():
+        if doc_id in report.passages:
+            continue
+        if isinstance(meta.get("median_chars"), int) and isinstance(meta.get("split_badly"), bool):
+            report.passages[doc_id] = PassageStats(meta["chunks"], meta["median_chars"], meta["split_badly"])
+            continue
+        stats = passage_stats(kept.get(doc_id, []), chunk_size)
+        documents[doc_id] = {**meta, "median_chars": stats.median_chars, "split_badly": stats.split_badly}
+        report.passages[doc_id] = stats
 
 
 def store_text(index_dir: Path, text: str) -> str:

@@ -386,6 +386,8 @@ def _ready(name: str, meta: dict) -> dict:
         "bytes": None,
         "pages": meta.get("pages"),
         "chunks": meta.get("chunks"),
+        "median_chars": meta.get("median_chars"),
+        "split_badly": meta.get("split_badly"),
         "problem": None,
     }
 

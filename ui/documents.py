@@ -119,7 +119,10 @@ def documents_html(entries: Sequence[dict]) -> str:
         if e.get("chunks") is not None:
             bits.append(counted(e["chunks"], "passage"))
         status = e.get("status", "")
-        problem = f'<div class="rag-doc-problem">{render.text_html(e["problem"])}</div>' if e.get("problem") else ""
+        note = e.get("problem")
+        if not note and e.get("split_badly"):  # rag.chunking.passage_stats: sentences probably cut into pieces
+            note = f"median passage {e.get('median_chars')} characters: the file may have been split badly"
+        problem = f'<div class="rag-doc-problem">{render.text_html(note)}</div>' if note else ""
         rows.append(
             f'<li class="rag-doc-item rag-doc-{render.text_html(status)}" data-id="{render.text_html(e["id"])}">'
             f'<span class="rag-doc">{render.text_html(e["name"])}</span> '

@@ -36,6 +36,8 @@ class DocumentOut(BaseModel):
                     "sha256": "45f26feca34a4bff5bad4c2ac41e6af9bcb5b11db1d8efd369b2529788b5004c",
                     "pages": 12,
                     "chunks": 87,
+                    "median_chars": 204,
+                    "split_badly": False,
                 },
                 {
                     "id": "9b1e77c0a2f3",
@@ -56,6 +58,14 @@ class DocumentOut(BaseModel):
     bytes: int | None = Field(None, description="Size of an upload still in progress.")
     pages: int | None = None
     chunks: int | None = Field(None, description="Passages indexed from it.")
+    median_chars: int | None = Field(
+        None, description="Median length of its passages in characters (table rows left out), beside the chunk size."
+    )
+    split_badly: bool | None = Field(
+        None,
+        description="True when its passages are far shorter than the chunk size (many passages, median under a "
+        "fifth of it): the file's format may have been read badly, sentences cut into pieces.",
+    )
     problem: str | None = Field(None, description="Why it could not be indexed or removed.")
 
 
