@@ -185,8 +185,10 @@ def train(args) -> dict:
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
     ckpt = Path(args.workdir) / "reader-train.pt"
+    # what must match to resume; the step budget may change (a run slowed by another process can be
+    # resumed with a smaller --steps, the learning-rate decay then ends at the new total)
     key = {k: getattr(args, k) for k in ("seed", "lr", "batch", "max_length", "stride", "negatives",
-                                          "freeze_layers", "epochs", "steps", "minutes")}  # fmt: skip
+                                          "freeze_layers")}  # fmt: skip
     key["examples"] = n
     step, spent = 0, 0.0
     if ckpt.exists() and not args.fresh:
@@ -196,6 +198,8 @@ def train(args) -> dict:
             opt.load_state_dict(saved["opt"])
             sched.load_state_dict(saved["sched"])
             step, spent, plan = saved["step"], saved["seconds"], saved["plan"]
+            if args.steps and args.steps != plan["total"]:
+                plan = {"total": max(args.steps, step), "fixed": True}
             print(f"resumed at step {step}/{plan['total']} ({spent:.0f} s spent)", file=sys.stderr)
         else:
             print(f"{ckpt}: made with other settings, starting afresh", file=sys.stderr)
