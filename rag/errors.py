@@ -66,6 +66,28 @@ class IndexBusy(IndexError_):
     status = 409
 
 
+class Unavailable(RagError):
+    """The server cannot answer now: busy, still loading, or its model failed to load. `retry_after`
+    (seconds, when waiting helps) is the API's Retry-After."""
+
+    status = 503
+    retry_after: int | None = None
+
+    def __init__(self, message: str, hint: str | None = None, retry_after: int | None = None):
+        super().__init__(message, hint)
+        if retry_after is not None:
+            self.retry_after = retry_after
+
+
+class ServerBusy(Unavailable):
+    """Every admission slot is taken (one answer at the model, RAG_QUEUE_SIZE waiting): the API's 503 and
+    the chat's "busy" are this one error, so neither needs to know the other's HTTP types."""
+
+
+class StillLoading(Unavailable):
+    """The model and index are still loading (`rag serve` answers meanwhile)."""
+
+
 class QueryError(RagError):
     """The question or query cannot be searched or answered (empty, too long)."""
 

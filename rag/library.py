@@ -28,11 +28,16 @@ import threading
 import unicodedata
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
 
 from rag.documents import Document, parse_document, sha256_bytes
 from rag.errors import RagError
 from rag.formats import UnreadableDocument, detect
+
+if TYPE_CHECKING:  # the index and the embedder load numpy and faiss: only when a document is written
+    from rag.embedding import Embedder
+    from rag.index import VectorIndex
+    from rag.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +45,20 @@ MAX_NAME_CHARS = 120  # file names stay readable in the chat and portable across
 MAX_WAITING = 32  # uploads and removals queued for the writer at once; more get 503
 _UNSAFE = re.compile(r'[<>:"|?*]')  # reserved on Windows: a folder copied there must still work
 _WINDOWS_DEVICES = {"con", "prn", "aux", "nul", *(f"com{i}" for i in range(1, 10)), *(f"lpt{i}" for i in range(1, 10))}
+
+
+@runtime_checkable
+class PipelineLike(Protocol):
+    """What the library needs of the served pipeline (`rag.pipeline.Pipeline` has it): the settings its index
+    was built with, the embedder that adds to it, and the index it answers from.
+
+    A served pipeline without them (a test fake, a pipeline built around another search) is still served,
+    so `get_pipeline()` may return anything; `isinstance(pipeline, PipelineLike)` says whether it can list
+    documents and take new ones (501 otherwise)."""
+
+    settings: Settings
+    embedder: Embedder
+    index: VectorIndex
 
 
 class DocumentTooLarge(RagError):
@@ -123,7 +142,12 @@ class Library:
     is called by the writer after each index write to serve the new index at once.
     """
 
-    def __init__(self, settings, get_pipeline: Callable[[], Any], on_indexed: Callable[[], object] = lambda: None):
+    def __init__(
+        self,
+        settings: Settings,
+        get_pipeline: Callable[[], object | None],
+        on_indexed: Callable[[], object] = lambda: None,
+    ):
         self.settings = settings
         self.get_pipeline = get_pipeline
         self.on_indexed = on_indexed
@@ -138,11 +162,11 @@ class Library:
         return Path(self.settings.seeds_dir)
 
     # --- reading ------------------------------------------------------------------------------
-    def _pipeline(self):
+    def _pipeline(self) -> PipelineLike:
         pipeline = self.get_pipeline()
         if pipeline is None:
             raise LibraryBusy("the model and index are loading; try again in a moment")
-        if not hasattr(pipeline, "index") or not hasattr(pipeline, "embedder"):
+        if not isinstance(pipeline, PipelineLike):
             raise LibraryBusy("this server's pipeline has no index that documents could be added to", status=501)
         return pipeline
 
@@ -152,8 +176,7 @@ class Library:
             pipeline = self.get_pipeline()
         except RagError:
             return {}
-        index = getattr(pipeline, "index", None)
-        return dict(getattr(index, "documents", {}) or {})
+        return dict(pipeline.index.documents or {}) if isinstance(pipeline, PipelineLike) else {}
 
     def list(self) -> list[dict]:
         """Every document: the served index's (ready), then uploads and removals still in progress."""
@@ -339,7 +362,7 @@ class Library:
         from rag.pipeline import index_expectations
 
         pipeline = self._pipeline()
-        settings = getattr(pipeline, "settings", self.settings)
+        settings = pipeline.settings
         embedder = pipeline.embedder
         # the index on disk, checked like the server loads it: a mismatch must fail here, not rebuild from nothing
         current = VectorIndex.load(Path(settings.index_dir), index_expectations(settings, embedder))

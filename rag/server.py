@@ -37,14 +37,9 @@ def run_command(args) -> int:
     else:
         from ui.app import mount_ui
 
-        service = app.state.service
-        mount_ui(  # last: "/" catches every path no API route matched
-            app,
-            service.get_pipeline,
-            library=service.library,
-            admission=service.admission,  # chat answers share the API's limit
-            queue_size=settings.queue_size,
-        )
+        # last: "/" catches every path no API route matched. The chat answers through the API's service, so
+        # it shares its admission limit, question limit and documents.
+        mount_ui(app, app.state.service)
     config = uvicorn.Config(
         app,
         host=settings.host,

@@ -40,7 +40,7 @@ def client():
     pytest.importorskip("gradio")
     from ui.app import mount_ui
 
-    mount_ui(app, app.state.service.get_pipeline)  # "/" taken, as under `rag serve`
+    mount_ui(app, app.state.service)  # "/" taken, as under `rag serve`
     with TestClient(app, base_url=BASE) as c:
         yield c
 

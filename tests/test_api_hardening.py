@@ -32,8 +32,7 @@ def app_with_chat(pipeline=None, **overrides):
     from ui.app import mount_ui
 
     app = create_app(Settings(**overrides), pipeline=pipeline or FakePipeline())
-    service = app.state.service
-    return mount_ui(app, service.get_pipeline, admission=service.admission)
+    return mount_ui(app, app.state.service)
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ Also home of `FakePipeline`, the canned, cited, streaming pipeline the browser t
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import re
@@ -12,6 +13,7 @@ import time
 
 import pytest
 
+from rag.api.service import RagService
 from rag.errors import ModelError, QueryError
 from rag.followup import Turn, content_words, followup_cue, is_followup, passage_frequency, rewrite
 from ui import chat, render
@@ -145,9 +147,25 @@ def test_sources_while_streaming_and_empty():
 # --- the chat handler's event sequence (ui.chat; no gradio) ----------------------------------------------
 
 
+def served(pipeline=None, **settings) -> RagService:
+    """The server's service answering with `pipeline` (None: still loading), as the chat page is given it."""
+    from rag.settings import Settings
+
+    return RagService(Settings(**settings), pipeline)
+
+
+def answer_steps(service: RagService, question: str, history=()) -> list[tuple]:
+    """Every step `ui.chat.answer_events` gives for one question."""
+
+    async def go():
+        return [step async for step in chat.answer_events(service, question, list(history))]
+
+    return asyncio.run(go())
+
+
 def test_events_stream_then_final():
     fake = FakePipeline()
-    events = list(chat.answer_events(lambda: fake, "When did they meet?", []))
+    events = answer_steps(served(fake), "When did they meet?")
     kinds = [k for k, _ in events]
     assert kinds[0] == "start" and kinds[1] == "sources" and kinds[-1] == "final"
     assert [p for k, p in events if k == "stream"][-1] == "[1] Wednesday, December 6, 2023"
@@ -156,23 +174,27 @@ def test_events_stream_then_final():
 
 
 def test_events_loading_error_and_failures_never_raise():
-    assert list(chat.answer_events(lambda: None, "q", [])) == [("loading", None)]
+    assert answer_steps(served(), "q") == [("loading", None)]
 
-    def broken():
+    def broken(settings):
         raise ModelError("no GGUF file at /x", hint="set RAG_MODEL_PATH")
 
-    assert list(chat.answer_events(broken, "q", [])) == [("error", "no GGUF file at /x (set RAG_MODEL_PATH)")]
+    failed = served()
+    failed.start_loading(broken).join()
+    assert answer_steps(failed, "q") == [("error", "no GGUF file at /x (set RAG_MODEL_PATH)")]
     fake = FakePipeline(fail=ValueError("llama exploded"))
-    events = list(chat.answer_events(lambda: fake, "q", []))
+    events = answer_steps(served(fake), "q")
     assert events[-1][0] == "error" and "llama exploded" in events[-1][1] and fake.closed == 1
-    events = list(chat.answer_events(lambda: FakePipeline(), "   ", []))
-    assert events[-1] == ("error", "That question cannot be searched: the query is empty; ask about something in the documents")
+    fake = FakePipeline()
+    events = answer_steps(served(fake), "\u200b ")  # the service's check, before the pipeline sees it
+    assert events == [("error", "That question cannot be searched: must not be blank (it has no visible characters)")]
+    assert fake.calls == []
 
 
 def test_events_rewrite_followups_with_the_previous_turn():
     fake = FakePipeline()
     history = [{"query": "Who did Brad Smith meet?", "answer_text": "Wang Wentao [1]", "refused": False}]
-    events = list(chat.answer_events(lambda: fake, "and when was that?", history))
+    events = answer_steps(served(fake), "and when was that?", history)
     assert events[0][1].applied
     assert fake.questions == ["When was that? (wang wentao brad)"]
 
@@ -185,8 +207,8 @@ def test_events_leave_a_followup_alone_when_its_own_word_pins_a_passage():
     fake = FakePipeline()
     fake.index = Index()
     history = [{"query": "Who did Brad Smith meet?", "answer_text": "Wang Wentao [1]", "refused": False}]
-    list(chat.answer_events(lambda: fake, "and what did he engage in?", history))  # "engaged": one passage
-    list(chat.answer_events(lambda: fake, "and what did he say?", history))  # "say": a stopword, nothing pins
+    answer_steps(served(fake), "and what did he engage in?", history)  # "engaged": one passage
+    answer_steps(served(fake), "and what did he say?", history)  # "say": a stopword, nothing pins
     assert fake.questions == ["and what did he engage in?", "What did he say? (wang wentao brad)"]
     assert chat.frequency_for(fake) is chat.frequency_for(fake)  # built once per pipeline
 

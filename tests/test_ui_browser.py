@@ -158,25 +158,30 @@ class Page:
         return path
 
 
-def _fake_app(get_pipeline):
+def _fake_app(served=None):
+    """The chat alone, over a service: `served` is one (a test that switches what it serves) or the pipeline to
+    answer with from the start (None: loading)."""
     from fastapi import FastAPI
 
+    from rag.api.service import RagService
+    from rag.settings import Settings
     from ui.app import mount_ui
 
+    service = served if isinstance(served, RagService) else RagService(Settings(), served)
     app = FastAPI()
 
     @app.get("/health")
     def health():
         return {"status": "ok"}
 
-    return mount_ui(app, get_pipeline)
+    return mount_ui(app, service)
 
 
 def test_mount_keeps_earlier_routes_and_adds_the_css():
     pytest.importorskip("gradio")
     from fastapi.testclient import TestClient
 
-    with TestClient(_fake_app(lambda: None)) as client:
+    with TestClient(_fake_app()) as client:
         assert client.get("/health").json() == {"status": "ok"}
         page = client.get("/")
         assert page.status_code == 200 and "<html" in page.text.lower()
@@ -184,17 +189,13 @@ def test_mount_keeps_earlier_routes_and_adds_the_css():
 
 
 def test_chat_with_a_fake_pipeline(browser, tmp_path):
+    from rag.api.service import RagService
+    from rag.settings import Settings
     from tests.test_ui import FakePipeline
 
-    state: dict = {"pipeline": None}
-
-    def get_pipeline():
-        if isinstance(state["pipeline"], Exception):
-            raise state["pipeline"]
-        return state["pipeline"]
-
+    service = RagService(Settings())  # loading until the test serves a pipeline
     page = Page(browser, tmp_path)
-    with serving(_fake_app(get_pipeline)) as url:
+    with serving(_fake_app(service)) as url:
         page.open(url)
 
         # 1. while the model loads: said so in the status line and in the chat
@@ -203,7 +204,8 @@ def test_chat_with_a_fake_pipeline(browser, tmp_path):
         page.wait(lambda: "Model is loading…" in page.last_reply_html(), "the loading message in the chat")
 
         # 2. loaded: the status line notices by itself; the answer streams in, then the final one with a badge
-        fake = state["pipeline"] = FakePipeline(delay=0.4)
+        fake = FakePipeline(delay=0.4)
+        service.serve(fake)
         page.wait(lambda: page.status().startswith("Ready"), "the ready status", 30)
         page.ask("When did Brad Smith meet Wang Wentao?")
         reply, streamed = page.wait_final()
@@ -223,7 +225,7 @@ def test_chat_with_a_fake_pipeline(browser, tmp_path):
         assert fake.questions[-1] != "and who did he meet?" and "wednesday" in fake.questions[-1]
 
         # 4. a refusal is a note with its reason, and the searched passages stay checkable
-        state["pipeline"] = FakePipeline(refuse=True)
+        service.serve(FakePipeline(refuse=True))
         page.ask("How many employees does Microsoft have in China?")
         reply, _ = page.wait_final()
         assert "rag-refusal" in reply and "no date in the cited passage" in html.unescape(reply)
@@ -231,13 +233,13 @@ def test_chat_with_a_fake_pipeline(browser, tmp_path):
         assert not page.marks()
 
         # 5. a failure while answering is a chat message; the page keeps working
-        state["pipeline"] = FakePipeline(fail=RuntimeError("llama exploded <b>"))
+        service.serve(FakePipeline(fail=RuntimeError("llama exploded <b>")))
         page.ask("Who translated the announcement?")
         reply, _ = page.wait_final()
         assert "rag-error" in reply and "llama exploded" in reply and "<b>" not in reply
 
         # 6. an example question asks itself when clicked
-        state["pipeline"] = FakePipeline()
+        service.serve(FakePipeline())
         before = len(page.bot_messages())
         example = page.wait(
             lambda: [b for b in browser.find_elements("css selector", "button.gallery-item") if "ChatGPT" in b.text],
@@ -256,14 +258,14 @@ def test_chat_with_a_fake_pipeline(browser, tmp_path):
 
 
 def test_chat_with_the_real_pipeline(browser, tmp_path, real_embedder, real_generator, real_index_dir):
+    from rag.api.service import RagService
     from rag.pipeline import Pipeline
     from rag.settings import Settings
 
-    pipeline = Pipeline.load(
-        Settings(seeds_dir=ROOT / "seeds", index_dir=real_index_dir), embedder=real_embedder, generator=real_generator
-    )
+    settings = Settings(seeds_dir=ROOT / "seeds", index_dir=real_index_dir)
+    pipeline = Pipeline.load(settings, embedder=real_embedder, generator=real_generator)
     page = Page(browser, tmp_path)
-    with serving(_fake_app(lambda: pipeline)) as url:
+    with serving(_fake_app(RagService(settings, pipeline))) as url:
         page.open(url)
         page.wait(lambda: page.status().startswith("Ready"), "the ready status")
         page.ask("When did Brad Smith meet Wang Wentao?")
@@ -284,7 +286,7 @@ def test_a_hostile_document_name_shows_as_written_in_the_sources_panel(browser, 
 
     monkeypatch.setattr(test_ui, "DOC", HOSTILE_NAME)  # every passage the fake returns comes from it
     page = Page(browser, tmp_path)
-    with serving(_fake_app(lambda: test_ui.FakePipeline())) as url:
+    with serving(_fake_app(test_ui.FakePipeline())) as url:
         page.open(url)
         page.wait(lambda: page.status().startswith("Ready"), "the ready status")
         page.ask("When did Brad Smith meet Wang Wentao?")

@@ -52,7 +52,7 @@ def _mark_pixels(png: bytes, box: tuple[int, int, int, int] | None = None) -> in
 
 def test_reload_keeps_the_conversation_and_earlier_ones_are_listed(browser, tmp_path):
     page = Page(browser, tmp_path)
-    with serving(_fake_app(lambda: _fake())) as url:
+    with serving(_fake_app(_fake())) as url:
         page.open(url)
         page.wait(lambda: page.status().startswith("Ready"), "the ready status")
         page.ask(QUESTION)
@@ -90,7 +90,7 @@ def test_reload_keeps_the_conversation_and_earlier_ones_are_listed(browser, tmp_
 
 def test_a_question_typed_while_an_answer_streams_is_kept(browser, tmp_path):
     page = Page(browser, tmp_path)
-    with serving(_fake_app(lambda: _fake(delay=1.0))) as url:
+    with serving(_fake_app(_fake(delay=1.0))) as url:
         page.open(url)
         page.wait(lambda: page.status().startswith("Ready"), "the ready status")
         page.ask(QUESTION)
@@ -111,7 +111,7 @@ def test_a_question_typed_while_an_answer_streams_is_kept(browser, tmp_path):
 
 def test_copy_puts_the_answer_and_its_sources_as_plain_text(browser, tmp_path):
     page = Page(browser, tmp_path)
-    with serving(_fake_app(lambda: _fake())) as url:
+    with serving(_fake_app(_fake())) as url:
         page.open(url)
         page.wait(lambda: page.status().startswith("Ready"), "the ready status")
         page.ask(QUESTION)
@@ -135,7 +135,7 @@ def test_copy_puts_the_answer_and_its_sources_as_plain_text(browser, tmp_path):
 
 def test_sources_hide_scores_until_details_is_opened(browser, tmp_path):
     page = Page(browser, tmp_path)
-    with serving(_fake_app(lambda: _fake())) as url:
+    with serving(_fake_app(_fake())) as url:
         page.open(url)
         page.wait(lambda: page.status().startswith("Ready"), "the ready status")
         page.ask(QUESTION)
@@ -152,7 +152,7 @@ def test_sources_hide_scores_until_details_is_opened(browser, tmp_path):
 def test_phone_a_badge_tap_brings_its_source_into_view(browser, tmp_path, theme):
     browser.set_window_size(390, 844)
     page = Page(browser, tmp_path)
-    with serving(_fake_app(lambda: _fake())) as url:
+    with serving(_fake_app(_fake())) as url:
         browser.get(f"{url}/?__theme={theme}")
         page.wait(lambda: browser.find_elements("css selector", "#rag-question textarea"), "the question box", 120)
         page.wait(lambda: page.status().startswith("Ready"), "the ready status")

@@ -33,7 +33,7 @@ def test_upload_a_document_in_the_chat_and_ask_about_it(browser, tmp_path):  # n
     pipeline = Pipeline.load(settings, embedder=embedder, generator=ScriptedGenerator(copy_phrase("12 May 2024")))
     app = create_app(settings, pipeline=pipeline)
     service = app.state.service
-    mount_ui(app, service.get_pipeline, library=service.library)
+    mount_ui(app, service)
     upload = tmp_path / "upload" / "parking notes.md"
     upload.parent.mkdir()
     upload.write_text(NOTES)

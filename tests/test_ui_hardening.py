@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from rag.api import create_app
-from rag.api.service import Admission
+from rag.api.service import RagService
 from rag.settings import Settings
 from ui.app import BUSY_MESSAGE, build_ui, mount_ui
 
@@ -43,21 +43,24 @@ class WatchingPipeline(Fake):
 
 
 def test_a_chat_answer_takes_an_api_slot():
-    admission = Admission(waiting=0)
-    pipeline = WatchingPipeline(admission)
-    steps = run_respond(respond_of(build_ui(lambda: pipeline, admission=admission)))
-    assert pipeline.seen == [1] and admission.admitted == 0
+    pipeline = WatchingPipeline(None)
+    service = RagService(Settings(queue_size=1), pipeline)
+    pipeline.admission = service.admission
+    steps = run_respond(respond_of(build_ui(service)))
+    assert pipeline.seen == [1] and service.admission.admitted == 0
     assert "Wednesday" in steps[-1][1][-1]["content"]
 
 
 def test_the_chat_is_told_busy_when_the_api_holds_every_slot():
-    admission = Admission(waiting=0)
-    held = admission.admit()  # an API request is being answered
     pipeline = FakePipeline()
-    steps = run_respond(respond_of(build_ui(lambda: pipeline, admission=admission)))
+    service = RagService(Settings(queue_size=1), pipeline)
+    admission = service.admission
+    held = [admission.admit() for _ in range(admission.capacity)]  # API requests: one answered, one waiting
+    steps = run_respond(respond_of(build_ui(service)))
     assert "busy" in steps[-1][1][-1]["content"] and BUSY_MESSAGE.split()[0] in steps[-1][1][-1]["content"]
-    assert pipeline.calls == [] and admission.admitted == 1
-    held.release()
+    assert pipeline.calls == [] and admission.admitted == admission.capacity
+    for slot in held:
+        slot.release()
 
 
 def _gradio(app):
@@ -69,7 +72,7 @@ def test_gradio_queue_is_bounded():
     pipeline.gate.clear()  # the first answer holds the model; the rest would pile up
     app = create_app(Settings(queue_size=2), pipeline=pipeline)
     service = app.state.service
-    mount_ui(app, service.get_pipeline, admission=service.admission, queue_size=2)
+    mount_ui(app, service)  # Gradio's queue holds Settings.queue_size
     blocks = _gradio(app).get_blocks()
     fn_index = next(i for i, f in blocks.fns.items() if getattr(f.fn, "__name__", "") == "respond")
     try:
@@ -93,7 +96,7 @@ def _upload(client, name: str, size: int):
 def test_uploads_are_capped_at_max_upload_bytes(tmp_path, monkeypatch):
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
     app = create_app(Settings(max_upload_bytes=1024 * 1024), pipeline=FakePipeline())
-    mount_ui(app, app.state.service.get_pipeline, max_upload_bytes=1024 * 1024)
+    mount_ui(app, app.state.service)  # capped at Settings.max_upload_bytes
     with TestClient(app, base_url=BASE) as c:
         assert _upload(c, "doc.txt", 200_000).status_code == 200  # over the 64 KB question limit
         big = _upload(c, "big.txt", 1024 * 1024 + 1)
@@ -104,7 +107,7 @@ def test_uploads_are_capped_at_max_upload_bytes(tmp_path, monkeypatch):
 def test_uploads_are_deleted_after_their_time(tmp_path, monkeypatch):
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
     app = create_app(Settings(), pipeline=FakePipeline())
-    mount_ui(app, app.state.service.get_pipeline, upload_ttl_s=1)
+    mount_ui(app, app.state.service, upload_ttl_s=1)
     with TestClient(app, base_url=BASE) as c:
         r = _upload(c, "note.txt", 100)
         assert r.status_code == 200

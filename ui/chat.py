@@ -1,21 +1,33 @@
 """What the chat shows for a question, as a sequence of steps; no Gradio here, so it is tested directly.
 
-`ui.app` turns these steps into chat and sources-panel updates.
+`ui.app` turns these steps into chat and sources-panel updates. The answer itself comes from the server's
+`RagService` (rag/api/service.py), exactly as POST /ask/stream gets it: the service checks the question
+against the configured limit, admits it into the slots the API uses too (so "busy" is one limit for both),
+streams typed events and closes the stream. What is left here is the chat's own part: follow-up rewriting
+and turning each outcome into something to show, never an exception.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import weakref
-from typing import Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Sequence
+
+import anyio
 
 from rag.contract import AnswerEvent, SourcesEvent, TokenEvent
-from rag.errors import QueryError, RagError
+from rag.errors import QueryError, RagError, ServerBusy, StillLoading
+from rag.followup import PassageFrequency, Rewrite, Turn, passage_frequency, rewrite
 from rag.text import counted
-from rag.followup import PassageFrequency, Turn, passage_frequency, rewrite
 from ui import render
 
+if TYPE_CHECKING:
+    from rag.api.service import RagService
+
 log = logging.getLogger("rag.ui")
+
+BUSY_MESSAGE = "The server is busy answering other questions; please ask again in a moment."
 
 GetPipeline = Callable[[], Any]  # the loaded pipeline, None while loading; raises the load error
 
@@ -77,50 +89,59 @@ def status_markdown(get_pipeline: GetPipeline) -> tuple[str, bool]:
     return "Ready · " + " · ".join(bits), True
 
 
-def answer_events(
-    get_pipeline: GetPipeline,
-    question: str,
-    history: Sequence[dict],
-) -> Iterable[tuple[str, Any]]:
+def followup(question: str, history: Sequence[dict], pipeline: Any) -> Rewrite:
+    """The question, or the question plus a few words of the previous turn when it is a follow-up."""
+    turns = [Turn(t["query"], t.get("answer_text"), t.get("refused", False)) for t in history if t.get("query")]
+    return rewrite(question, turns, frequency_for(pipeline))
+
+
+async def answer_events(
+    service: "RagService", question: str, history: Sequence[dict]
+) -> AsyncIterator[tuple[str, Any]]:
     """What the chat should show for one question, as (kind, payload) steps:
 
     ("start", rewrite) · ("sources", [passage dicts]) · ("stream", raw text) · ("final", answer dict)
     or one ("loading", None) / ("error", message) instead. Never raises.
+
+    Close it (`contextlib.aclosing`) if it is left early: that closes the answer stream, which frees the
+    model and the admission slot.
     """
     try:
-        pipeline = get_pipeline()
-    except RagError as exc:  # the load error, reported in the chat
-        yield "error", exc.describe()
-        return
-    if pipeline is None:
+        question = service.check_question(question)
+        pipeline = service.get_pipeline()
+        if pipeline is None:
+            yield "loading", None
+            return
+        # off the event loop: the first follow-up on an index counts its words (once per index)
+        rw = await anyio.to_thread.run_sync(followup, question, history, pipeline)
+        stream = service.open_stream(question, query=rw.query)
+    except StillLoading:
         yield "loading", None
         return
-    turns = [Turn(t["query"], t.get("answer_text"), t.get("refused", False)) for t in history if t.get("query")]
-    rw = rewrite(question, turns, frequency_for(pipeline))
-    yield "start", rw
-    stream = None
+    except ServerBusy:  # every slot taken, by the API or other chats: what the API answers with 503
+        yield "error", BUSY_MESSAGE
+        return
+    except Exception as exc:  # noqa: BLE001 - a rejected question, the load error: a chat message
+        yield "error", _explain(exc)
+        return
     try:
-        stream = pipeline.ask_stream(rw.query)
+        yield "start", rw
         raw = ""
-        for event in stream:
-            if isinstance(event, SourcesEvent):
-                yield "sources", [p.model_dump() for p in event.passages]
-            elif isinstance(event, TokenEvent):
-                raw += event.text
-                yield "stream", raw
-            elif isinstance(event, AnswerEvent):
-                yield "final", event.answer.model_dump()
-                return
+        async with contextlib.aclosing(stream.events()) as events:
+            async for event in events:
+                if isinstance(event, SourcesEvent):
+                    yield "sources", [p.model_dump() for p in event.passages]
+                elif isinstance(event, TokenEvent):
+                    raw += event.text
+                    yield "stream", raw
+                elif isinstance(event, AnswerEvent):
+                    yield "final", event.answer.model_dump()
+                    return
         yield "error", "The answer stream ended without an answer."
     except Exception as exc:  # noqa: BLE001 - every failure becomes a chat message
         yield "error", _explain(exc)
     finally:
-        close = getattr(stream, "close", None)
-        if close is not None:
-            try:
-                close()  # a generator closed early releases the model
-            except Exception:  # noqa: BLE001
-                log.debug("closing the answer stream failed", exc_info=True)
+        stream.close()  # however this ends: the model and the slot are free for the next question
 
 
 def _explain(exc: Exception) -> str:

@@ -1,6 +1,8 @@
 """Every error leaves the API as JSON `{"detail": "..."}` with a fitting status, never a stack trace.
 
 Pipeline exceptions are translated here, in one place, for /ask, the stream and the OpenAI routes alike.
+The service (rag/api/service.py) raises only `RagError`s (busy, loading, a rejected question), because the
+chat calls it too and must not know HTTP types; `install_handlers` turns those into the same JSON here.
 """
 
 from __future__ import annotations
@@ -11,25 +13,9 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from rag.errors import QueryError, RagError, Unavailable
+
 log = logging.getLogger("rag.api")
-
-BUSY_RETRY_AFTER_S = 2  # about one answer's time with the default model
-LOADING_RETRY_AFTER_S = 5
-
-
-def busy(capacity: int) -> HTTPException:
-    return HTTPException(
-        503,
-        f"server busy: {capacity} requests already admitted; retry later",
-        headers={"Retry-After": str(BUSY_RETRY_AFTER_S)},
-    )
-
-
-def not_ready(status: str, detail: str | None) -> HTTPException:
-    if status == "loading":
-        retry = {"Retry-After": str(LOADING_RETRY_AFTER_S)}
-        return HTTPException(503, "the model is loading; retry shortly", headers=retry)
-    return HTTPException(503, f"the server could not load its model or index: {detail}")
 
 
 def bad_question(message: str) -> HTTPException:
@@ -50,12 +36,13 @@ def translate(exc: Exception) -> HTTPException:
 
     Every error a user can cause or fix is a `RagError` carrying its own status; anything else is a bug.
     """
-    from rag.errors import QueryError, RagError
-
     if isinstance(exc, HTTPException):
         return exc
     if isinstance(exc, QueryError):
         return bad_question(exc.describe())
+    if isinstance(exc, Unavailable):  # busy, loading, failed to load: said at load, not per request
+        retry = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
+        return HTTPException(exc.status, exc.describe(), headers=retry)
     if isinstance(exc, RagError):
         if exc.status >= 500:
             log.error("answering failed: %s", exc)
@@ -76,6 +63,12 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
 
 
+async def _rag_error(request: Request, exc: Exception) -> JSONResponse:
+    """A `RagError` a route let through (the service's busy, loading or rejected question): as `translate` says."""
+    error = translate(exc)
+    return JSONResponse({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return JSONResponse({"detail": "internal server error; the server log has the details"}, status_code=500)
@@ -83,4 +76,5 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(RagError, _rag_error)
     app.add_exception_handler(Exception, _unexpected_error)

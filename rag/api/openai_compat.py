@@ -95,7 +95,7 @@ def last_user_text(messages: list[ChatMessage]) -> str:
 
 async def _chunks(stream: AnswerStream, meta: Completion) -> AsyncIterator[str]:
     yield sse(meta.chunk({"role": "assistant"}))
-    async for name, payload in stream.events():
+    async for name, payload in stream.payloads():
         if name == "answer":
             yield sse(meta.chunk({"content": payload["answer"]}))
             yield sse(meta.chunk({}, "stop", citations=payload["citations"], refused=payload["refused"]))

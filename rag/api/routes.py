@@ -63,7 +63,7 @@ async def ask_stream(body: AskRequest, service: Service) -> EventStream:
 
 
 async def _named_events(stream: AnswerStream) -> AsyncIterator[str]:
-    async for name, payload in stream.events():
+    async for name, payload in stream.payloads():
         yield sse(payload, event=name)
 
 

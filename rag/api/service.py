@@ -1,7 +1,11 @@
-"""The API's one service: owns the pipeline, its loading state and the admission to the model.
+"""The server's one service: owns the pipeline, its loading state and the admission to the model.
 
-Routes stay thin and call only this; this calls only `Pipeline.ask` / `ask_stream` / `info`, always
-off the event loop, so /health answers while a long generation runs.
+The API's routes and the chat page (ui/) both answer through this, so a question is checked, admitted,
+streamed and closed one way whichever door it came in by (private-gpt's layout: the Gradio UI calls the
+same service as the API). It therefore raises only `RagError`s — busy, loading, a rejected question —
+which the API turns into JSON (rag/api/errors.py) and the chat into a message. This calls only
+`Pipeline.ask` / `ask_stream` / `info`, always off the event loop, so /health answers while a long
+generation runs.
 
 Live corpus: `watch` (rag/live.py) swaps in a pipeline on the new index when the manifest on disk
 changes (`rag ingest` elsewhere, or an upload through `library`, rag/library.py); the swap is one
@@ -10,7 +14,7 @@ assignment of `state`, so a request keeps the pipeline it started with.
 Concurrency: one llama.cpp context can serve one request at a time. `Admission` lets in at most
 `queue_size` waiting requests plus the one running; any more get 503 + Retry-After at once instead
 of an ever-growing backlog. Admission state is only touched on the event loop, so it needs no lock.
-The chat page is admitted by the same `Admission` (ui/app.py), so the limit holds for both.
+The chat page opens its answers with `open_stream` too, so the limit holds for both.
 
 A non-streamed answer whose client disconnects stops too: waiting, it leaves the queue at once;
 running, the pipeline's generator is closed at its next event (a token, ~30 ms), so the model is
@@ -20,6 +24,7 @@ free for the next request instead of finishing an answer nobody reads.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import unicodedata
@@ -29,7 +34,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable
 from starlette.concurrency import run_in_threadpool
 
 from rag.api import errors
-from rag.errors import ModelError, RagError
+from rag.errors import ModelError, QueryError, RagError, ServerBusy, StillLoading, Unavailable
 from rag.library import Library
 from rag.live import IndexWatch, manifest_identity
 from rag.contract import AnswerEvent, SourcesEvent, StreamEvent, TokenEvent
@@ -39,6 +44,8 @@ log = logging.getLogger("rag.api")
 Loader = Callable[[Any], Any]  # settings -> pipeline
 Disconnected = Callable[[], Awaitable[None]]  # returns when the client has gone away
 INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"}  # controls, format (zero-width), unassigned, spaces
+BUSY_RETRY_AFTER_S = 2  # about one answer's time with the default model
+LOADING_RETRY_AFTER_S = 5
 
 
 def load_pipeline(settings):
@@ -59,8 +66,11 @@ class Admission:
         self.turn = asyncio.Lock()
 
     def admit(self) -> "Slot":
+        """A slot, or `ServerBusy` (503 + Retry-After from the API, "busy" in the chat) when all are taken."""
         if self.admitted >= self.capacity:
-            raise errors.busy(self.capacity)
+            raise ServerBusy(
+                f"server busy: {self.capacity} requests already admitted; retry later", retry_after=BUSY_RETRY_AFTER_S
+            )
         self.admitted += 1
         return Slot(self)
 
@@ -116,8 +126,7 @@ class RagService:
         self.watch = IndexWatch(settings.index_dir, lambda: self.state.pipeline, self._set_ready)
         self.library = Library(settings, self.get_pipeline, on_indexed=self.watch.reload)
         if pipeline is not None:
-            self.watch.mark_loaded(manifest_identity(settings.index_dir))
-            self._set_ready(pipeline)
+            self.serve(pipeline)
 
     # -- loading
     def start_loading(self, loader: Loader) -> threading.Thread:
@@ -138,6 +147,12 @@ class RagService:
         except Exception as exc:  # noqa: BLE001 - reported by /health rather than killing the server
             log.error("could not load", exc_info=exc)
             self.state = State("error", detail=f"{type(exc).__name__}: {exc}")
+
+    def serve(self, pipeline) -> None:
+        """Answer with `pipeline` from now on, as built from the index now on disk (given at construction, or
+        swapped in by a test that plays loading, then ready)."""
+        self.watch.mark_loaded(manifest_identity(self.settings.index_dir))
+        self._set_ready(pipeline)
 
     def _set_ready(self, pipeline) -> None:
         self.state = State("ready", pipeline=pipeline, info=dict(pipeline.info()))
@@ -160,8 +175,8 @@ class RagService:
         return {"status": state.status, "detail": state.detail}
 
     def get_pipeline(self):
-        """For the chat UI (`ui.app.mount_ui(app, service.get_pipeline, admission=service.admission)`): the
-        pipeline once loaded, None while loading, or raises with the load error."""
+        """The pipeline once loaded, None while loading, or raises with the load error (a `RagError` when a
+        user can fix it): for what the chat shows besides answers (status line, examples, follow-ups)."""
         state = self._current()
         if state.status == "error":
             raise state.error or ModelError(f"the server could not load its model or index: {state.detail}")
@@ -172,23 +187,26 @@ class RagService:
 
     def _pipeline_state(self) -> State:
         state = self._current()
+        if state.status == "loading":
+            raise StillLoading("the model is loading; retry shortly", retry_after=LOADING_RETRY_AFTER_S)
         if state.status != "ready":
-            raise errors.not_ready(state.status, state.detail)
+            raise Unavailable(f"the server could not load its model or index: {state.detail}")
         return state
 
     # -- answering
     def check_question(self, question: str) -> str:
-        """The configured bounds, for every entry point (the schema can only hold a fixed bound)."""
+        """The question stripped, or a `QueryError` (422): the configured bounds, for every entry point, the
+        chat included (the API's schema can only hold a fixed bound; the chat's text box can be bypassed)."""
         text = question.strip()
         if not any(unicodedata.category(ch) not in INVISIBLE for ch in text):
-            raise errors.bad_question("must not be blank (it has no visible characters)")
+            raise QueryError("must not be blank (it has no visible characters)")
         try:
             text.encode("utf-8")
         except UnicodeEncodeError as exc:  # a lone surrogate ("\ud800" in JSON): the tokenizers choke on it
-            raise errors.bad_question(f"is not valid Unicode (a lone surrogate at position {exc.start})") from None
+            raise QueryError(f"is not valid Unicode (a lone surrogate at position {exc.start})") from None
         limit = self.settings.max_question_chars
         if len(text) > limit:
-            raise errors.bad_question(f"too long ({len(text)} characters; the limit is {limit})")
+            raise QueryError(f"too long ({len(text)} characters; the limit is {limit})")
         return text
 
     async def ask(self, question: str, k: int | None = None, disconnected: Disconnected | None = None) -> dict:
@@ -228,11 +246,15 @@ class RagService:
                 work.cancel()
         return result.model_dump()
 
-    def open_stream(self, question: str, k: int | None = None) -> "AnswerStream":
-        """Admit a streaming answer now (so a full queue is a 503, not an error event) and hand it back."""
+    def open_stream(self, question: str, k: int | None = None, query: str | None = None) -> "AnswerStream":
+        """Check the question and admit a streaming answer now (so a full queue is a 503 or the chat's "busy",
+        not an error event mid-stream); the stream must then be read or closed.
+
+        `query`: what to search and answer instead of the question (the chat's follow-up rewrite, question
+        plus a few words of the previous turn); the bounds apply to what the user wrote."""
         question = self.check_question(question)
         pipeline = self._pipeline_state().pipeline
-        return AnswerStream(pipeline, question, k, self.admission.admit())
+        return AnswerStream(pipeline, query or question, k, self.admission.admit())
 
 
 _END = object()
@@ -253,11 +275,12 @@ def _consume(pipeline, question: str, k: int | None, stop: threading.Event):
 
 
 class AnswerStream:
-    """Events of one admitted answer as JSON-ready (name, payload) pairs: sources, token…, answer — or error.
+    """One admitted answer, streamed: `events()` as typed events (the chat renders them), `payloads()` as
+    JSON-ready (name, payload) pairs with a failure as a last "error" pair (the API's SSE routes).
 
     The pipeline generator is advanced one event at a time in the threadpool. `close()` closes it (which
-    releases the llama lock) and frees the slot; the response calls it however the stream ends, including
-    a client that disconnects mid-stream.
+    releases the llama lock) and frees the slot; both readers call it however the stream ends, and the
+    response calls it too, for a client that disconnects mid-stream. Calling it again does nothing.
     """
 
     def __init__(self, pipeline, question: str, k: int | None, slot: Slot):
@@ -267,11 +290,22 @@ class AnswerStream:
         self.slot = slot
         self.generator = None
 
-    async def events(self) -> AsyncIterator[tuple[str, Any]]:
+    async def events(self) -> AsyncIterator[StreamEvent]:
+        """SourcesEvent, TokenEvent…, AnswerEvent, waiting for the model's turn first; raises what the
+        pipeline raised."""
         try:
-            async with self.slot:
+            async with self.slot:  # cancelled while waiting for the turn: the slot is freed at once
                 self.generator = self.pipeline.ask_stream(self.question, self.k)
                 while (event := await run_in_threadpool(next, self.generator, _END)) is not _END:
+                    yield event
+        finally:
+            self.close()
+
+    async def payloads(self) -> AsyncIterator[tuple[str, Any]]:
+        """The wire form: sources, token…, answer — or an "error" pair `{"detail", "status"}` at the end."""
+        try:
+            async with contextlib.aclosing(self.events()) as events:
+                async for event in events:
                     yield _payload(event)
         except Exception as exc:  # noqa: BLE001 - the status line is sent already: report in-band
             error = errors.translate(exc)
