@@ -60,6 +60,9 @@ class ReaderExtractive(_Prompting):
         self.read_k = read_k
         self.candidates = candidates
         self.threshold = reader.threshold if threshold is None else threshold
+        # the names rule, fitted with the threshold (rag_eval/fit_reader.py --refit); a reader without the
+        # fitted decision (a fake) keeps it on
+        self.require_names = bool(getattr(reader, "require_names", True))
 
     # --- which passages are shown ------------------------------------------------------------------
     def fetch_k(self, k: int) -> int:
@@ -158,6 +161,9 @@ class ReaderExtractive(_Prompting):
             "reader_rank": picked[0].rank,
             "reader_candidates": len(plan.proposals),
         }
+        if self.require_names and signals.missing_anchors:
+            # a name of the question absent from the cited sentence: a false premise or another subject
+            return Outcome(reason=plain_reason("missing_names", signals), signals=signals)
         answer = "; ".join(f"{c.quote.strip()} {contract.marker(c.n)}" for c in citations)
         return Outcome(answer, citations, evidence, signals)
 

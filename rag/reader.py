@@ -220,6 +220,9 @@ class ReaderModel:
         self.threshold = float(meta.get("threshold", 0.0) if threshold is None else threshold)
         self.max_length = int(max_length or meta.get("max_length", 192))
         self.stride = int(meta.get("stride", 64))
+        # the fitted decision (rag_eval/fit_reader.py --refit): also refuse when a name of the question is
+        # missing from the cited sentence
+        self.require_names = bool((meta.get("decider") or {}).get("require_names", True))
 
     @classmethod
     def from_state(cls, base: Path, state: dict, meta: dict, threads: int | None = 1, **kw) -> "ReaderModel":

@@ -295,6 +295,70 @@ def scores(rows: list[dict], threshold: float) -> dict:
     }
 
 
+def refit(results: list[Path], reader_file: Path, max_false_refusals: float) -> dict:
+    """Refit the answer/refuse decision of the reader-led engine from the pipeline's own answers.
+
+    `results`: `rag eval --squad` results.json files of the articles set aside for calibration, answered
+    with RAG_READER=answer, the names rule off and no margin threshold (`calibration_copy` makes such a
+    prompts folder). For the names rule on and off, the highest margin threshold that keeps false
+    refusals (rule included) within `max_false_refusals`; the option refusing more unanswerable questions
+    is kept. The decision is written into the reader file's header (`threshold`, `decider`).
+    """
+    from rag.reader import load_reader_file, save_reader
+
+    rows = []
+    for path in results:
+        for r in json.loads(Path(path).read_text())["records"]:
+            if r.get("error"):
+                continue
+            extra = (r.get("signals") or {}).get("extra") or {}
+            margin = extra.get("reader_margin")
+            rows.append({
+                "answerable": r["answerable"], "f1": r["f1"] or 0.0,
+                "margin": -99.0 if r["refused"] or margin is None else float(margin),
+                "names_missing": bool((r.get("signals") or {}).get("missing_anchors")),
+            })  # fmt: skip
+    if not rows:
+        raise SystemExit("no answers in the results files")
+    options = {}
+    for require_names in (False, True):
+        kept = [dict(x, margin=-99.0 if require_names and x["names_missing"] else x["margin"]) for x in rows]
+        t = threshold_for(kept, max_false_refusals)
+        un = [x for x in kept if not x["answerable"]]
+        ans = [x for x in kept if x["answerable"]]
+        options[require_names] = {
+            "threshold": round(t, 4), "require_names": require_names,
+            "refusal_recall": round(float(np.mean([x["margin"] < t for x in un])), 4) if un else None,
+            "false_refusals": round(float(np.mean([x["margin"] < t for x in ans])), 4),
+            "answerable_f1": round(float(np.mean([x["f1"] if x["margin"] >= t else 0 for x in ans])), 4),
+        }  # fmt: skip
+    best = max(options.values(), key=lambda o: (o["refusal_recall"] or 0, o["answerable_f1"]))
+    state, meta = load_reader_file(Path(reader_file).read_bytes())
+    meta["threshold"] = best["threshold"]
+    meta["decider"] = {
+        **best, "fitted_on": [Path(p).parent.name for p in results], "questions": len(rows),
+        "max_false_refusals": max_false_refusals, "alternatives": list(options.values()),
+        "script": f"{SCRIPT} --refit", "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }  # fmt: skip
+    save_reader(reader_file, state, meta)
+    return meta["decider"]
+
+
+def calibration_copy(prompts: Path, out: Path) -> Path:
+    """A copy of the prompts folder whose reader answers everything it can (no threshold, no names rule),
+    for the calibration run that `refit` reads."""
+    import shutil
+
+    from rag.reader import READER_FILE, load_reader_file, save_reader
+
+    shutil.copytree(prompts, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    state, meta = load_reader_file((out / READER_FILE).read_bytes())
+    meta["threshold"] = -50.0
+    meta["decider"] = {"require_names": False}
+    save_reader(out / READER_FILE, state, meta)
+    return out
+
+
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "squad2"
 DEFAULT_FILES = [str(SHARED / "squad2-train-10-articles.json.gz"), str(SHARED / "squad2-dev-10-articles.json.gz")]
 TRAIN = ["Beyoncé", "Frédéric_Chopin", "Sino-Tibetan_relations_during_the_Ming_dynasty", "IPod",
@@ -330,7 +394,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--fresh", action="store_true", help="ignore a checkpoint in --workdir")
     p.add_argument("--limit", type=int, default=None, help="questions per article (default: all)")
+    p.add_argument("--refit", nargs="+", type=Path, metavar="RESULTS_JSON",
+                   help="refit the answer/refuse decision of --out from calibration runs (see `refit`); no training")
+    p.add_argument("--calibration-copy", type=Path, metavar="DIR",
+                   help="write a prompts folder for the calibration run into DIR (see `calibration_copy`)")
     args = p.parse_args(argv)
+    if args.refit:
+        print(json.dumps(refit(args.refit, Path(args.out), args.max_false_refusals), indent=1))
+        return 0
+    if args.calibration_copy:
+        print(calibration_copy(Path(args.out).parent, args.calibration_copy))
+        return 0
 
     from rag.embedding import bundled_embedder_path
     from rag.pipeline import Pipeline
