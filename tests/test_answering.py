@@ -10,6 +10,7 @@ from rag.chunking import Chunk
 
 from .conftest import ROOT, SEED_FILE
 from .support.fakes import ScriptedGenerator, copy_phrase
+from .support.gbnf import Grammar
 
 TEMPLATES = Templates(ROOT / "prompts")
 
@@ -57,17 +58,30 @@ def test_system_prompt_says_passages_are_data():
     )
 
 
-@pytest.mark.parametrize("kind", ["extractive", "generative"])
-def test_grammars_compile_in_llama_cpp(kind):
-    from llama_cpp import LlamaGrammar
-
+def test_extractive_grammar_compiles_in_llama_cpp_and_allows_only_copied_spans():
     numbered = number_passages([passage('He said "hi" on Dec. 6, 2023. Then left.'), passage("Back\\slash [x].", n=1)])
-    grammar = (
-        extractive_grammar(TEMPLATES, "extractive.gbnf", numbered)
-        if kind == "extractive"
-        else generative_grammar(TEMPLATES, "generative.gbnf", [1, 2], "No.")
-    )
-    assert LlamaGrammar.from_string(grammar, verbose=False) is not None
+    grammar = Grammar(extractive_grammar(TEMPLATES, "extractive.gbnf", numbered))
+    for answer in ['[1] said "hi" on Dec. 6, 2023.', "[1] Then left.", "[1] He", "[2] Back\\slash [x]."]:
+        assert grammar.accepts(answer), answer
+    for answer in ["[1] Dec. 6, 2023. Then", "[1] he said", "[2] He said", "[3] He", "[1]  He", "He said", "[1] "]:
+        assert not grammar.accepts(answer), answer  # across a sentence end, altered, wrong passage, no marker
+
+
+def test_generative_grammar_compiles_in_llama_cpp_and_allows_only_cited_sentences():
+    grammar = Grammar(generative_grammar(TEMPLATES, "generative.gbnf", [1, 2], "No."))
+    for answer in ["No.", "They met on 6.12.2023 [1].", "They met [1][2]. It rained [2]."]:
+        assert grammar.accepts(answer), answer
+    for answer in ["They met.", "They met [3].", "No", "They met [1]. It rained.", "They met [1] then left."]:
+        assert not grammar.accepts(answer), answer
+
+
+def test_a_broken_grammar_is_refused_by_the_grammar_check():
+    good = generative_grammar(TEMPLATES, "generative.gbnf", [1, 2], "No.")
+    Grammar(good)
+    with pytest.raises(ValueError):
+        Grammar(good.replace("cite ::=", "kite ::="))  # `cite` used but no longer defined
+    with pytest.raises(ValueError):
+        Grammar(good.replace('refusal ::= "No."', 'refusal ::= "No.'))  # an unterminated string
 
 
 def test_extractive_grammar_offers_only_retrieved_numbers_and_skips_question_words():
@@ -193,12 +207,12 @@ def test_empty_question_is_an_error(pipeline_with):
 
 
 def test_two_part_grammar_asks_for_two_cited_spans():
-    from llama_cpp import LlamaGrammar
-
     numbered = number_passages([passage("Smith met Wang on Wednesday."), passage("Cook visited Beijing.", n=1)])
     grammar = extractive_grammar(TEMPLATES, "extractive.gbnf", numbered, parts=2)
     assert 'root ::= span "; " span' in grammar
-    assert LlamaGrammar.from_string(grammar, verbose=False) is not None
+    compiled = Grammar(grammar)
+    assert compiled.accepts("[1] Smith; [2] Cook visited Beijing.") and compiled.accepts("[2] Cook; [1] Wang")
+    assert not compiled.accepts("[1] Smith met Wang") and not compiled.accepts("[1] Smith; [2] Cook; [1] Wang")
 
 
 def test_two_part_question_gets_two_cited_spans(pipeline_with):

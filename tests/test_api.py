@@ -37,18 +37,19 @@ def answer_for(question: str):
     )
 
 
-def FakePipeline(delay: float = 0.0, fail: Exception | None = None) -> fakes.FakePipeline:
-    return fakes.FakePipeline([passage()], answer_for, TOKENS, INFO, delay=delay, fail=fail)
+def api_pipeline(delay: float = 0.0, fail: Exception | None = None, on_ask=None) -> fakes.FakePipeline:
+    """The fake pipeline with this module's canned passage, tokens and cited answer."""
+    return fakes.FakePipeline([passage()], answer_for, TOKENS, INFO, delay=delay, fail=fail, on_ask=on_ask)
 
 
 @pytest.fixture
 def fake():
-    return FakePipeline()
+    return api_pipeline()
 
 
 def make_client(pipeline=None, **overrides) -> TestClient:
     settings = Settings(**{"max_question_chars": 100, **overrides})
-    return TestClient(create_app(settings, pipeline=pipeline or FakePipeline()), base_url=BASE, raise_server_exceptions=False)
+    return TestClient(create_app(settings, pipeline=pipeline or api_pipeline()), base_url=BASE, raise_server_exceptions=False)
 
 
 @pytest.fixture
@@ -100,7 +101,7 @@ def test_health_loading_then_ready():
 
     def slow_loader(settings):
         release.wait(10)
-        return FakePipeline()
+        return api_pipeline()
 
     app = create_app(Settings(), loader=slow_loader)
     with TestClient(app, base_url=BASE) as c:
@@ -194,14 +195,14 @@ def test_body_size_limit(client):
 
 
 def test_query_error_is_422():
-    pipeline = FakePipeline(fail=QueryError("the query has no searchable words"))
+    pipeline = api_pipeline(fail=QueryError("the query has no searchable words"))
     with make_client(pipeline) as c:
         r = c.post("/ask", json={"question": "???"})
     assert r.status_code == 422 and "no searchable words" in r.json()["detail"]
 
 
 def test_unexpected_error_is_logged_500_without_traceback(caplog):
-    with make_client(FakePipeline(fail=ZeroDivisionError("secret internals"))) as c:
+    with make_client(api_pipeline(fail=ZeroDivisionError("secret internals"))) as c:
         r = c.post("/ask", json={"question": QUESTION})
         assert r.status_code == 500
         assert "Traceback" not in r.text and "secret" not in r.text and "server log" in r.json()["detail"]
@@ -225,7 +226,7 @@ def test_stream_sends_sources_tokens_then_answer(client, fake):
 
 @pytest.mark.parametrize("exc, status", [(RuntimeError("boom"), 500), (QueryError("bad query"), 422)])
 def test_stream_error_mid_stream_is_an_error_event(exc, status):
-    pipeline = FakePipeline(fail=exc)
+    pipeline = api_pipeline(fail=exc)
     with make_client(pipeline) as c:
         r = c.post("/ask/stream", json={"question": QUESTION})
         events = sse_events(r.text)
@@ -241,7 +242,7 @@ def test_stream_validates_before_streaming(client):
 
 
 def test_client_disconnect_mid_stream_closes_the_generator_and_frees_the_slot():
-    pipeline = FakePipeline()
+    pipeline = api_pipeline()
     pipeline.gate.clear()  # hold generation after the sources event
     app = create_app(Settings(), pipeline=pipeline)
     service = app.state.service
@@ -290,7 +291,7 @@ async def _fire(app, n: int, path: str = "/ask"):
 
 
 def test_sixteen_concurrent_requests_end_200_or_503_and_serving_continues():
-    app = create_app(Settings(queue_size=4), pipeline=FakePipeline(delay=0.1))
+    app = create_app(Settings(queue_size=4), pipeline=api_pipeline(delay=0.1))
     responses = asyncio.run(_fire(app, 16))
     codes = [r.status_code for r in responses]
     assert set(codes) <= {200, 503} and codes.count(200) >= 1, codes
@@ -302,7 +303,7 @@ def test_sixteen_concurrent_requests_end_200_or_503_and_serving_continues():
 
 
 def test_health_answers_during_a_long_generation_and_full_queue_rejects_streams():
-    pipeline = FakePipeline()
+    pipeline = api_pipeline()
     pipeline.gate.clear()
     app = create_app(Settings(queue_size=1), pipeline=pipeline)
 
@@ -404,7 +405,7 @@ def test_v1_chat_completion_stream(client):
 
 
 def test_v1_stream_error_chunk():
-    with make_client(FakePipeline(fail=RuntimeError("boom"))) as c:
+    with make_client(api_pipeline(fail=RuntimeError("boom"))) as c:
         payload = {"messages": [{"role": "user", "content": QUESTION}], "stream": True}
         events = sse_events(c.post("/v1/chat/completions", json=payload).text)
         assert json.loads(events[-1][1])["error"]["code"] == 500

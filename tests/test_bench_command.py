@@ -68,6 +68,7 @@ def test_prompts_are_what_pipeline_prepare_returns_and_refusals_are_skipped():
 
 # --- end to end --------------------------------------------------------------------------------------------
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # `rag bench --quick` measures ingest, search and answers with the real models
 def test_quick_bench_end_to_end(tmp_path):
     out = tmp_path / "bench.md"
     proc = subprocess.run(

@@ -55,6 +55,13 @@ def test_a_bad_variable_is_one_line_naming_the_variable(tmp_path):
     assert out.returncode == 2 and line.startswith("rag ask: invalid settings: RAG_K: ") and "--k" not in line
 
 
+def test_an_empty_seeds_folder_is_a_clear_error_before_any_model_loads(tmp_path):
+    (tmp_path / "seeds").mkdir()
+    out = run(["ingest"], tmp_path, RAG_EMBEDDER_PATH=str(tmp_path / "none"))  # loading it would fail otherwise
+    assert out.returncode == 2
+    assert "no documents in" in out.stderr and "Traceback" not in out.stderr
+
+
 def test_an_out_of_range_flag_names_the_flag(tmp_path):
     out = run(["search", "x", "--k", "0"], tmp_path)
     line = one_line(out.stderr)

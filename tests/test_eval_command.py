@@ -15,7 +15,7 @@ from rag_eval import metrics as mt
 from rag_eval import report as rp
 
 from .conftest import ROOT, SEEDS
-from .support.eval_fakes import FakePipeline, answer, citation, passage, question, refusal, seeds, write_questions  # noqa: F401
+from .support.eval_fakes import answer, citation, eval_pipeline, passage, question, refusal, seeds, write_questions  # noqa: F401
 
 
 # --- the runner with a fake pipeline ------------------------------------------------------------------------------------------
@@ -33,7 +33,7 @@ def fake_run(tmp_path, seeds):
         "question unans01?": (answer("Beijing [1]", citation("China")), [passage()]),
         "question unans02?": (refusal(), [passage()]),
     }
-    pipeline = FakePipeline(seeds, script)
+    pipeline = eval_pipeline(seeds, script)
     path = write_questions(tmp_path / "questions.jsonl", questions)
     return pipeline, questions, path
 

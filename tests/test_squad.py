@@ -13,6 +13,8 @@ import pytest
 from rag.errors import EvalSetError, QueryError
 from rag_eval import squad as sq
 
+from .support.fakes import FakePipeline
+
 REAL_FILE = Path("/work/shared/benchmarks/squad2/squad2-dev-10-articles.json.gz")
 
 CATS_P0 = "The cat sat on the mat in 2010. It was black."
@@ -324,17 +326,15 @@ def test_metrics_of_nothing_are_none():
 
 
 # --- runner, report, chart ---------------------------------------------------------------------------------------
-class FakePipeline:
-    """Answers from a table by question; raises QueryError for one question; records k."""
+def table_pipeline(answers: dict[str, object], reject: str | None = None) -> FakePipeline:
+    """Answers from a table by question (a refusal for the rest); raises QueryError for `reject`; records k."""
 
-    def __init__(self, answers: dict[str, object], reject: str | None = None):
-        self.answers, self.reject, self.calls = answers, reject, []
-
-    def ask(self, question: str, k: int | None = None):
-        self.calls.append((question, k))
-        if question == self.reject:
+    def answer(question: str):
+        if question == reject:
             raise QueryError("question too long")
-        return self.answers.get(question, reply("The documents don't say.", refused=True))
+        return answers.get(question, reply("The documents don't say.", refused=True))
+
+    return FakePipeline(answer=answer)
 
 
 class Dumps:
@@ -347,7 +347,7 @@ class Dumps:
 
 def test_run_scores_each_and_records_rag_errors(loaded):
     _, _, qs = loaded
-    pipe = FakePipeline(
+    pipe = table_pipeline(
         {"Where did the cat sit?": Dumps(reply("on the mat [1]")), "What is the capital of France?": reply("Paris")},
         reject="When was the dog born?",
     )
@@ -380,7 +380,7 @@ def test_retrieval_read_from_passages_attribute_or_left_unscored(loaded):
     q = qs["c3"]
     bare = {k: v for k, v in reply("2012").items() if k != "passages"}
     old = OldAnswer(bare, [passage("Other.txt", 0, 5), passage(q.doc_id, *docs["Cats"].paragraphs[1])])
-    records = sq.run(FakePipeline({q.question: old}), [q], k=3)
+    records = sq.run(table_pipeline({q.question: old}), [q], k=3)
     assert records[0]["rank"] == 2 and records[0]["retrieved"] == 2
     unknown = sq.score(q, bare)
     assert unknown["rank"] is None and unknown["retrieved"] is None
@@ -390,7 +390,7 @@ def test_retrieval_read_from_passages_attribute_or_left_unscored(loaded):
 def test_run_rejects_answers_it_cannot_read(loaded):
     _, _, qs = loaded
     with pytest.raises(TypeError):
-        sq.run(FakePipeline({"Where did the cat sit?": object()}), [qs["c1"]], k=3)
+        sq.run(table_pipeline({"Where did the cat sit?": object()}), [qs["c1"]], k=3)
 
 
 def test_report_and_chart(loaded, tmp_path):

@@ -1,5 +1,6 @@
 """A non-editable install answers: the built wheel holds the prompts, grammars, examples and fitted weights
-(a wheel without prompts/ once failed only at the first answer)."""
+(a wheel without prompts/ once failed only at the first answer). Slow: it builds a wheel, then answers with the
+real models from it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import zipfile
 import pytest
 
 from .conftest import ROOT, SEED_FILE
+
+pytestmark = pytest.mark.slow
 
 DATA = {"extractive.gbnf", "extractive_examples.json", "extractive_system.txt", "extractive_user.txt",
         "generative.gbnf", "generative_examples.json", "generative_system.txt", "generative_user.txt",
@@ -37,7 +40,7 @@ def test_wheel_holds_every_template_and_the_fitted_weights(wheel):
     assert DATA <= names
 
 
-@pytest.mark.slow
+@pytest.mark.timeout(600)  # a wheel build, then `rag ingest` and `rag ask` from a cold start, one after the other
 def test_installed_wheel_answers_a_question(wheel, tmp_path):
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)  # a pure-Python wheel installs by unpacking

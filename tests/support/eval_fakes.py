@@ -1,4 +1,4 @@
-"""Hand-built answers, questions and passages for the eval tests, and a fake pipeline (no model)."""
+"""Hand-built answers, questions and passages for the eval tests, and the fake pipeline set up for them (no model)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ import pytest
 from rag.settings import Settings
 from rag.sources import SourceTexts
 from rag_eval.questions import Question
+
+from .fakes import FakePipeline
 
 DOC = (
     "Microsoft President Brad Smith met China's Minister of Commerce, Wang Wentao, on Wednesday, December 6, 2023. "
@@ -76,23 +78,17 @@ class FakeAnswer:
         return dict(self.data)
 
 
-class FakePipeline:
-    """What the runner needs from rag.pipeline.Pipeline: .ask plus the objects the run config is read from."""
-
-    def __init__(self, seeds: Path, script: dict[str, tuple[dict, list]]):
-        model = seeds.parent / "fake.gguf"
-        model.write_bytes(b"GGUF fake weights")
-        self.settings = Settings(seeds_dir=seeds, index_dir=seeds.parent / "index")
-        self.embedder = SimpleNamespace(id="fake-embedder@1")
-        self.generator = SimpleNamespace(path=model)
-        self.answerer = SimpleNamespace(mode="extractive")
-        self.script = script
-        self.calls: list[tuple[str, int]] = []
-
-    def ask(self, text: str, k: int | None = None) -> FakeAnswer:
-        self.calls.append((text, k))
-        data, passages = self.script[text]
-        return FakeAnswer(data, passages)
+def eval_pipeline(seeds: Path, script: dict[str, tuple[dict, list]]) -> FakePipeline:
+    """What the runner needs from rag.pipeline.Pipeline: `ask` answering from `script` (question -> answer dict
+    and passages) plus the objects the run config is read from."""
+    model = seeds.parent / "fake.gguf"
+    model.write_bytes(b"GGUF fake weights")
+    pipeline = FakePipeline(answer=lambda text: FakeAnswer(*script[text]))
+    pipeline.settings = Settings(seeds_dir=seeds, index_dir=seeds.parent / "index")
+    pipeline.embedder = SimpleNamespace(id="fake-embedder@1")
+    pipeline.generator = SimpleNamespace(path=model)
+    pipeline.answerer = SimpleNamespace(mode="extractive")
+    return pipeline
 
 
 def write_questions(path: Path, questions: list[Question]) -> Path:
