@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from rag.api import create_app
 from rag.settings import Settings
 
-from .test_api import BASE, FakePipeline
+from .test_api import BASE, api_pipeline
 
 
 class _Refs(HTMLParser):
@@ -36,7 +36,7 @@ def _urls(page: str) -> list[str]:
 
 @pytest.fixture
 def client():
-    app = create_app(Settings(), pipeline=FakePipeline())
+    app = create_app(Settings(), pipeline=api_pipeline())
     pytest.importorskip("gradio")
     from ui.app import mount_ui
 

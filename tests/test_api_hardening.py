@@ -17,21 +17,13 @@ from rag.errors import SettingsError
 from rag.settings import Settings, build_settings
 
 from .conftest import ROOT
-from .support import fakes
-from .test_api import BASE, INFO, QUESTION, TOKENS, FakePipeline, answer_for, passage
-
-
-class Fake(fakes.FakePipeline):
-    """`test_api.FakePipeline()` as a class, to override `ask_stream`."""
-
-    def __init__(self):
-        super().__init__([passage()], answer_for, TOKENS, INFO)
+from .test_api import BASE, QUESTION, TOKENS, api_pipeline
 
 
 def app_with_chat(pipeline=None, **overrides):
     from ui.app import mount_ui
 
-    app = create_app(Settings(**overrides), pipeline=pipeline or FakePipeline())
+    app = create_app(Settings(**overrides), pipeline=pipeline or api_pipeline())
     return mount_ui(app, app.state.service)
 
 
@@ -60,7 +52,7 @@ def test_loopback_names_and_addresses_are_served(chat_app, base):
 
 
 def test_allowed_hosts_setting_admits_a_lan_name_and_its_subdomains():
-    app = create_app(Settings(allowed_hosts="rag.lan, .corp.example"), pipeline=FakePipeline())
+    app = create_app(Settings(allowed_hosts="rag.lan, .corp.example"), pipeline=api_pipeline())
     for base, status in [("http://rag.lan:8000", 200), ("http://a.corp.example", 200), ("http://corp.example", 200),
                          ("http://evilcorp.example", 400), ("http://localhost", 400)]:  # fmt: skip
         with TestClient(app, base_url=base) as c:
@@ -105,12 +97,9 @@ def test_wrong_method_on_an_api_route_is_405_with_the_chat_mounted(chat_app, met
     assert r.status_code == 405 and r.headers["allow"] == allow and "not allowed" in r.json()["detail"]
 
 
-class EncodingPipeline(Fake):
+def encoding_pipeline():
     """Encodes the question as the real tokenizers do (they fail on a lone surrogate)."""
-
-    def ask_stream(self, question, k=None):
-        question.encode("utf-8")
-        return super().ask_stream(question, k)
+    return api_pipeline(on_ask=lambda question: question.encode("utf-8"))
 
 
 @pytest.mark.parametrize(
@@ -120,7 +109,7 @@ class EncodingPipeline(Fake):
      ("/ask", '{"question": "\\udc00 When?"}')],
 )  # fmt: skip
 def test_a_lone_surrogate_is_422_not_500(path, body):
-    app = create_app(Settings(), pipeline=EncodingPipeline())
+    app = create_app(Settings(), pipeline=encoding_pipeline())
     with TestClient(app, base_url=BASE, raise_server_exceptions=False) as c:
         r = c.post(path, content=body, headers={"content-type": "application/json"})
     assert r.status_code == 422, r.text
@@ -129,7 +118,7 @@ def test_a_lone_surrogate_is_422_not_500(path, body):
 
 @pytest.mark.parametrize("question", ["\u200b", "\u200b\u200c\u200d\ufeff", " \u2060 \u00ad ", "\x00\x01"])
 def test_a_question_of_invisible_characters_is_blank(question):
-    pipeline = FakePipeline()
+    pipeline = api_pipeline()
     with TestClient(create_app(Settings(), pipeline=pipeline), base_url=BASE) as c:
         for path, payload in [("/ask", {"question": question}), ("/ask/stream", {"question": question}),
                               ("/v1/chat/completions", {"messages": [{"role": "user", "content": question}]})]:  # fmt: skip
@@ -178,19 +167,6 @@ def test_rag_serve_refuses_to_start_with_an_empty_token():
 # --- abandoned non-stream requests ---------------------------------------------------------------------------
 
 
-class CountingPipeline(Fake):
-    def __init__(self):
-        super().__init__()
-        self.tokens = 0
-        self.answers = 0
-
-    def ask_stream(self, question, k=None):
-        for event in super().ask_stream(question, k):
-            self.tokens += event.kind == "token"
-            self.answers += event.kind == "answer"
-            yield event
-
-
 def _scope(path: str, body: bytes) -> dict:
     return {
         "type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}, "http_version": "1.1",
@@ -237,7 +213,7 @@ async def _until(check, timeout=10.0):
 
 @pytest.mark.parametrize("path", ["/ask", "/v1/chat/completions"])
 def test_a_running_answer_stops_when_its_client_disconnects(path):
-    pipeline = CountingPipeline()
+    pipeline = api_pipeline()
     pipeline.gate.clear()
     app = create_app(Settings(queue_size=1), pipeline=pipeline)
     admission = app.state.service.admission
@@ -253,12 +229,12 @@ def test_a_running_answer_stops_when_its_client_disconnects(path):
         await _until(lambda: admission.admitted == 0)
 
     asyncio.run(scenario())
-    assert pipeline.closed == 1 and pipeline.answers == 0 and pipeline.tokens < len(TOKENS)
+    assert pipeline.closed == 1 and "answer" not in pipeline.emitted and pipeline.emitted.count("token") < len(TOKENS)
     assert not admission.turn.locked()
 
 
 def test_a_queued_request_whose_client_left_frees_its_slot_at_once():
-    pipeline = FakePipeline()
+    pipeline = api_pipeline()
     pipeline.gate.clear()
     app = create_app(Settings(queue_size=1), pipeline=pipeline)
     admission = app.state.service.admission

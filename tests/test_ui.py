@@ -1,6 +1,6 @@
 """The chat UI's pure parts: badges, the sources panel, refusals, loading and errors, follow-up rewrites.
 
-Also home of `FakePipeline`, the canned, cited, streaming pipeline the browser test serves.
+Also home of `chat_pipeline`, the fake pipeline with the canned, cited, streaming answer the browser tests serve.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def passage(text: str, start: int, chunk_id: str, score: float = 0.03):
 INFO = {"documents": 1, "chunks": 2, "embedder": "fake", "model": "fake.gguf", "mode": "extractive"}
 
 
-def FakePipeline(refuse: bool = False, fail: Exception | None = None, delay: float = 0.0) -> fakes.FakePipeline:
+def chat_pipeline(refuse: bool = False, fail: Exception | None = None, delay: float = 0.0) -> fakes.FakePipeline:
     """Streams a canned answer citing "Wednesday, December 6, 2023" in P1, the way the real one does."""
     p1, p2 = passage(P1, P1_START, f"{DOC}#1"), passage(P2, P2_START, f"{DOC}#2", 0.02)
 
@@ -49,7 +49,7 @@ def FakePipeline(refuse: bool = False, fail: Exception | None = None, delay: flo
 
 
 def final_answer(refuse: bool = False) -> dict:
-    return FakePipeline(refuse=refuse).ask("When?").model_dump()
+    return chat_pipeline(refuse=refuse).ask("When?").model_dump()
 
 
 # --- escaping and badges -------------------------------------------------------------------------
@@ -164,7 +164,7 @@ def answer_steps(service: RagService, question: str, history=()) -> list[tuple]:
 
 
 def test_events_stream_then_final():
-    fake = FakePipeline()
+    fake = chat_pipeline()
     events = answer_steps(served(fake), "When did they meet?")
     kinds = [k for k, _ in events]
     assert kinds[0] == "start" and kinds[1] == "sources" and kinds[-1] == "final"
@@ -182,17 +182,17 @@ def test_events_loading_error_and_failures_never_raise():
     failed = served()
     failed.start_loading(broken).join()
     assert answer_steps(failed, "q") == [("error", "no GGUF file at /x (set RAG_MODEL_PATH)")]
-    fake = FakePipeline(fail=ValueError("llama exploded"))
+    fake = chat_pipeline(fail=ValueError("llama exploded"))
     events = answer_steps(served(fake), "q")
     assert events[-1][0] == "error" and "llama exploded" in events[-1][1] and fake.closed == 1
-    fake = FakePipeline()
+    fake = chat_pipeline()
     events = answer_steps(served(fake), "\u200b ")  # the service's check, before the pipeline sees it
     assert events == [("error", "That question cannot be searched: must not be blank (it has no visible characters)")]
     assert fake.calls == []
 
 
 def test_events_rewrite_followups_with_the_previous_turn():
-    fake = FakePipeline()
+    fake = chat_pipeline()
     history = [{"query": "Who did Brad Smith meet?", "answer_text": "Wang Wentao [1]", "refused": False}]
     events = answer_steps(served(fake), "and when was that?", history)
     assert events[0][1].applied
@@ -204,7 +204,7 @@ def test_events_leave_a_followup_alone_when_its_own_word_pins_a_passage():
         chunks = [passage(P1, P1_START, "a").chunk, passage(P2, P2_START, "b").chunk,
                   passage("Brad Smith met reporters.", 600, "c").chunk]  # fmt: skip
 
-    fake = FakePipeline()
+    fake = chat_pipeline()
     fake.index = Index()
     history = [{"query": "Who did Brad Smith meet?", "answer_text": "Wang Wentao [1]", "refused": False}]
     answer_steps(served(fake), "and what did he engage in?", history)  # "engaged": one passage
@@ -215,7 +215,7 @@ def test_events_leave_a_followup_alone_when_its_own_word_pins_a_passage():
 
 def test_status_line():
     assert chat.status_markdown(lambda: None) == (render.LOADING_MESSAGE, False)
-    text, ready = chat.status_markdown(lambda: FakePipeline())
+    text, ready = chat.status_markdown(lambda: chat_pipeline())
     assert ready and text == "Ready · 1 document · 2 passages · fake.gguf (extractive)"
 
 

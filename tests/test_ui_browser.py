@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+# `slow` on each test that starts the browser (one without it checks the mount through a TestClient)
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -188,10 +188,11 @@ def test_mount_keeps_earlier_routes_and_adds_the_css():
         assert ".rag-badge" in client.get("/config").json()["css"]
 
 
+@pytest.mark.slow
 def test_chat_with_a_fake_pipeline(browser, tmp_path):
     from rag.api.service import RagService
     from rag.settings import Settings
-    from tests.test_ui import FakePipeline
+    from tests.test_ui import chat_pipeline
 
     service = RagService(Settings())  # loading until the test serves a pipeline
     page = Page(browser, tmp_path)
@@ -204,7 +205,7 @@ def test_chat_with_a_fake_pipeline(browser, tmp_path):
         page.wait(lambda: "Model is loading…" in page.last_reply_html(), "the loading message in the chat")
 
         # 2. loaded: the status line notices by itself; the answer streams in, then the final one with a badge
-        fake = FakePipeline(delay=0.4)
+        fake = chat_pipeline(delay=0.4)
         service.serve(fake)
         page.wait(lambda: page.status().startswith("Ready"), "the ready status", 30)
         page.ask("When did Brad Smith meet Wang Wentao?")
@@ -225,7 +226,7 @@ def test_chat_with_a_fake_pipeline(browser, tmp_path):
         assert fake.questions[-1] != "and who did he meet?" and "wednesday" in fake.questions[-1]
 
         # 4. a refusal is a note with its reason, and the searched passages stay checkable
-        service.serve(FakePipeline(refuse=True))
+        service.serve(chat_pipeline(refuse=True))
         page.ask("How many employees does Microsoft have in China?")
         reply, _ = page.wait_final()
         assert "rag-refusal" in reply and "no date in the cited passage" in html.unescape(reply)
@@ -233,13 +234,13 @@ def test_chat_with_a_fake_pipeline(browser, tmp_path):
         assert not page.marks()
 
         # 5. a failure while answering is a chat message; the page keeps working
-        service.serve(FakePipeline(fail=RuntimeError("llama exploded <b>")))
+        service.serve(chat_pipeline(fail=RuntimeError("llama exploded <b>")))
         page.ask("Who translated the announcement?")
         reply, _ = page.wait_final()
         assert "rag-error" in reply and "llama exploded" in reply and "<b>" not in reply
 
         # 6. an example question asks itself when clicked
-        service.serve(FakePipeline())
+        service.serve(chat_pipeline())
         before = len(page.bot_messages())
         example = page.wait(
             lambda: [b for b in browser.find_elements("css selector", "button.gallery-item") if "ChatGPT" in b.text],
@@ -257,6 +258,8 @@ def test_chat_with_a_fake_pipeline(browser, tmp_path):
         page.screenshot("conversation.png")
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(600)  # it gives the real answer 300 s of its own, after loading the models
 def test_chat_with_the_real_pipeline(browser, tmp_path, real_embedder, real_generator, real_index_dir):
     from rag.api.service import RagService
     from rag.pipeline import Pipeline
@@ -279,6 +282,7 @@ def test_chat_with_the_real_pipeline(browser, tmp_path, real_embedder, real_gene
 HOSTILE_NAME = "<img src=x onerror=alert(8)>.txt"
 
 
+@pytest.mark.slow
 def test_a_hostile_document_name_shows_as_written_in_the_sources_panel(browser, tmp_path, monkeypatch):
     """The sources panel heads each passage with its document's name: a name that is markup must show
     as text (not an <img> whose onerror runs), in full."""
@@ -286,7 +290,7 @@ def test_a_hostile_document_name_shows_as_written_in_the_sources_panel(browser, 
 
     monkeypatch.setattr(test_ui, "DOC", HOSTILE_NAME)  # every passage the fake returns comes from it
     page = Page(browser, tmp_path)
-    with serving(_fake_app(test_ui.FakePipeline())) as url:
+    with serving(_fake_app(test_ui.chat_pipeline())) as url:
         page.open(url)
         page.wait(lambda: page.status().startswith("Ready"), "the ready status")
         page.ask("When did Brad Smith meet Wang Wentao?")

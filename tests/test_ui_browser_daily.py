@@ -18,9 +18,9 @@ MARK_RGB = (0xFD, 0xE0, 0x47)  # the highlight of the cited words (ui/render.py:
 
 
 def _fake(**kw):
-    from tests.test_ui import FakePipeline
+    from tests.test_ui import chat_pipeline
 
-    return FakePipeline(**kw)
+    return chat_pipeline(**kw)
 
 
 def _box(page):

@@ -14,8 +14,7 @@ from rag.api.service import RagService
 from rag.settings import Settings
 from ui.app import BUSY_MESSAGE, build_ui, mount_ui
 
-from .test_api import BASE, FakePipeline
-from .test_api_hardening import Fake
+from .test_api import BASE, api_pipeline
 
 
 def respond_of(blocks):
@@ -29,30 +28,17 @@ def run_respond(respond, question="When did Brad Smith meet Wang Wentao?"):
     return asyncio.run(go())
 
 
-class WatchingPipeline(Fake):
-    """Records how many admission slots were taken while it answered."""
-
-    def __init__(self, admission):
-        super().__init__()
-        self.admission = admission
-        self.seen: list[int] = []
-
-    def ask_stream(self, question, k=None):
-        self.seen.append(self.admission.admitted)
-        return super().ask_stream(question, k)
-
-
 def test_a_chat_answer_takes_an_api_slot():
-    pipeline = WatchingPipeline(None)
+    seen = []  # the admission slots taken while the pipeline answers
+    pipeline = api_pipeline(on_ask=lambda question: seen.append(service.admission.admitted))
     service = RagService(Settings(queue_size=1), pipeline)
-    pipeline.admission = service.admission
     steps = run_respond(respond_of(build_ui(service)))
-    assert pipeline.seen == [1] and service.admission.admitted == 0
+    assert seen == [1] and service.admission.admitted == 0
     assert "Wednesday" in steps[-1][1][-1]["content"]
 
 
 def test_the_chat_is_told_busy_when_the_api_holds_every_slot():
-    pipeline = FakePipeline()
+    pipeline = api_pipeline()
     service = RagService(Settings(queue_size=1), pipeline)
     admission = service.admission
     held = [admission.admit() for _ in range(admission.capacity)]  # API requests: one answered, one waiting
@@ -68,7 +54,7 @@ def _gradio(app):
 
 
 def test_gradio_queue_is_bounded():
-    pipeline = FakePipeline()
+    pipeline = api_pipeline()
     pipeline.gate.clear()  # the first answer holds the model; the rest would pile up
     app = create_app(Settings(queue_size=2), pipeline=pipeline)
     service = app.state.service
@@ -95,7 +81,7 @@ def _upload(client, name: str, size: int):
 
 def test_uploads_are_capped_at_max_upload_bytes(tmp_path, monkeypatch):
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
-    app = create_app(Settings(max_upload_bytes=1024 * 1024), pipeline=FakePipeline())
+    app = create_app(Settings(max_upload_bytes=1024 * 1024), pipeline=api_pipeline())
     mount_ui(app, app.state.service)  # capped at Settings.max_upload_bytes
     with TestClient(app, base_url=BASE) as c:
         assert _upload(c, "doc.txt", 200_000).status_code == 200  # over the 64 KB question limit
@@ -106,7 +92,7 @@ def test_uploads_are_capped_at_max_upload_bytes(tmp_path, monkeypatch):
 
 def test_uploads_are_deleted_after_their_time(tmp_path, monkeypatch):
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path))
-    app = create_app(Settings(), pipeline=FakePipeline())
+    app = create_app(Settings(), pipeline=api_pipeline())
     mount_ui(app, app.state.service, upload_ttl_s=1)
     with TestClient(app, base_url=BASE) as c:
         r = _upload(c, "note.txt", 100)
