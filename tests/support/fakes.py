@@ -3,8 +3,11 @@
 - `KeywordEmbedder` (Embedder): bag of stemmed words hashed into 64 dims — similar wording, similar vector.
 - `ScriptedGenerator` (Generator): replies through a function of (question, shown passages, messages).
 - `ListRetriever` (Retriever): returns the passages it was given.
-- `FakePipeline` (what the API and the chat call: `ask`, `ask_stream`, `info`): streams sources, tokens and
-  a canned answer built by a function of the question, with hooks to hold, slow down or fail a generation.
+- `PhraseReader` (Reader): proposes the phrases `answers(question)` names wherever a passage holds them.
+- `FakePipeline` (what the API, the chat and the eval runners call: `ask`, `ask_stream`, `info`): streams
+  sources, tokens and an answer built by a function of the question, with hooks to hold, slow down, fail or
+  watch a generation. The only fake pipeline: test modules build it with their canned data
+  (`test_api.api_pipeline`, `test_ui.chat_pipeline`, `eval_fakes.eval_pipeline`).
 """
 
 from __future__ import annotations
@@ -89,6 +92,29 @@ class ListRetriever:
         return self.passages[:k]
 
 
+class PhraseReader:
+    """Proposes each phrase of `answers(question)` where a passage holds it; the first phrase gets the best
+    margin (5, then 4, …); `threshold` is the margin needed to answer. Records each call."""
+
+    def __init__(self, answers: Callable[[str], list[str]], threshold: float = 0.0):
+        self.answers = answers
+        self.threshold = threshold
+        self.calls: list[tuple[str, list[str]]] = []
+
+    def read(self, question, passages):
+        from rag.reader import Reading, Span
+
+        self.calls.append((question, list(passages)))
+        spans = []
+        for rank, phrase in enumerate(self.answers(question)):
+            for i, text in enumerate(passages):
+                j = text.find(phrase)
+                if j >= 0:
+                    spans.append(Span(i, j, j + len(phrase), 10.0 - rank, 5.0 - rank))
+        spans.sort(key=lambda s: -s.margin)
+        return Reading(spans, [5.0] * len(passages))
+
+
 def passage(doc: str, text: str, start: int = 0, chunk_id: str | None = None, score: float = 0.03) -> Passage:
     return Passage(Chunk(doc, chunk_id or f"{doc}#0", start, start + len(text), text), score, 0.8, 4.2, 1, 1)
 
@@ -113,33 +139,42 @@ def refusal(question: str, reason: str = "no date in the cited passage") -> cont
 
 
 class FakePipeline:
-    """Behaves like `rag.pipeline.Pipeline` for the API and the chat.
+    """Behaves like `rag.pipeline.Pipeline` for the API, the chat and the eval runners.
 
-    `ask_stream` yields a SourcesEvent, TokenEvents and an AnswerEvent (`answer(question)`); `gate` (set by
-    default) lets a test hold a generation open; `running` tells it one started; `fail` is raised after the
-    sources; `closed` counts generators closed or finished; `calls` records (question, k).
+    `ask_stream` yields a SourcesEvent, TokenEvents and an AnswerEvent (`answer(question)`); `ask` returns
+    `answer(question)` itself, whatever it is (the eval runners also read dicts and older answer objects), or
+    raises what it raises (a runner records a QueryError for one question and goes on).
+
+    Hooks: `gate` (set by default) lets a test hold a generation open; `running` tells it one started; `fail`
+    is raised after the sources; `delay` seconds are spread over the tokens; `on_ask(question)` runs as each
+    answer starts (to check the question as a tokenizer would, or to look at what the caller holds then).
+    Records: `calls` (question, k); `emitted` the kinds of the events handed out; `closed` counts generators
+    closed or finished. Attributes a test needs (`settings`, `generator`, …) are set on the instance.
     """
 
     def __init__(
         self,
-        passages: list[Passage],
-        answer: Callable[[str], contract.Answer],
-        tokens: list[str],
-        info: dict,
+        passages: list[Passage] = (),
+        answer: Callable[[str], object] | None = None,
+        tokens: list[str] = (),
+        info: dict | None = None,
         delay: float = 0.0,
         fail: Exception | None = None,
+        on_ask: Callable[[str], object] | None = None,
     ):
-        self.passages = passages
-        self.answer = answer
-        self.tokens = tokens
-        self._info = info
+        self.passages = list(passages)
+        self.answer = answer or refusal
+        self.tokens = list(tokens)
+        self._info = dict(info or {})
         self.delay = delay
         self.fail = fail
+        self.on_ask = on_ask
         self.gate = threading.Event()
         self.gate.set()
         self.running = threading.Event()
         self.closed = 0
         self.calls: list[tuple[str, int | None]] = []
+        self.emitted: list[str] = []
 
     @property
     def questions(self) -> list[str]:
@@ -148,23 +183,35 @@ class FakePipeline:
     def info(self) -> dict:
         return dict(self._info)
 
-    def ask_stream(self, question: str, k: int | None = None):
+    def _start(self, question: str, k: int | None) -> None:
         self.calls.append((question, k))
+        if self.on_ask is not None:
+            self.on_ask(question)
+        if not question.strip():
+            raise QueryError("the query is empty; ask about something in the documents")
+
+    def _emit(self, event):
+        self.emitted.append(event.kind)
+        return event
+
+    def ask_stream(self, question: str, k: int | None = None):
         try:
-            if not question.strip():
-                raise QueryError("the query is empty; ask about something in the documents")
-            yield contract.SourcesEvent(passages=[p.to_out() for p in self.passages])
+            self._start(question, k)
+            yield self._emit(contract.SourcesEvent(passages=[p.to_out() for p in self.passages]))
             self.running.set()
             if self.fail:
                 raise self.fail
             for token in self.tokens:
                 self.gate.wait(10)
                 time.sleep(self.delay / max(1, len(self.tokens)))
-                yield contract.TokenEvent(text=token)
-            yield contract.AnswerEvent(answer=self.answer(question))
+                yield self._emit(contract.TokenEvent(text=token))
+            yield self._emit(contract.AnswerEvent(answer=self.answer(question)))
         finally:
             self.closed += 1
 
-    def ask(self, question: str, k: int | None = None) -> contract.Answer:
-        events = list(self.ask_stream(question, k))
-        return events[-1].answer
+    def ask(self, question: str, k: int | None = None):
+        self._start(question, k)
+        self.running.set()
+        if self.fail:
+            raise self.fail
+        return self.answer(question)
