@@ -161,6 +161,9 @@ class ReaderExtractive(_Prompting):
             "reader_rank": picked[0].rank,
             "reader_candidates": len(plan.proposals),
         }
+        p_answer = getattr(self.reader, "p_answer", lambda margin: None)(picked[0].margin)
+        if p_answer is not None:
+            signals.extra["p_answer"] = round(p_answer, 4)
         if self.require_names and signals.missing_anchors:
             # a name of the question absent from the cited sentence: a false premise or another subject
             return Outcome(reason=plain_reason("missing_names", signals), signals=signals)

@@ -223,6 +223,15 @@ class ReaderModel:
         # the fitted decision (rag_eval/fit_reader.py --refit): also refuse when a name of the question is
         # missing from the cited sentence
         self.require_names = bool((meta.get("decider") or {}).get("require_names", True))
+        self._confidence = (meta.get("decider") or {}).get("confidence")
+
+    def p_answer(self, margin: float) -> float | None:
+        """P(the reader's best span is a right answer) from its margin over "no answer": a logistic fitted
+        on calibration answers (rag_eval/fit_reader.py --refit); None when the file has no fit."""
+        if not self._confidence:
+            return None
+        z = float(self._confidence["a"]) * float(margin) + float(self._confidence["b"])
+        return float(1.0 / (1.0 + np.exp(-np.clip(z, -30, 30))))
 
     @classmethod
     def from_state(cls, base: Path, state: dict, meta: dict, threads: int | None = 1, **kw) -> "ReaderModel":

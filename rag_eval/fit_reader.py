@@ -315,6 +315,7 @@ def refit(results: list[Path], reader_file: Path, max_false_refusals: float) -> 
             margin = extra.get("reader_margin")
             rows.append({
                 "answerable": r["answerable"], "f1": r["f1"] or 0.0,
+                "raw_margin": None if margin is None else float(margin),
                 "margin": -99.0 if r["refused"] or margin is None else float(margin),
                 "names_missing": bool((r.get("signals") or {}).get("missing_anchors")),
             })  # fmt: skip
@@ -333,6 +334,17 @@ def refit(results: list[Path], reader_file: Path, max_false_refusals: float) -> 
             "answerable_f1": round(float(np.mean([x["f1"] if x["margin"] >= t else 0 for x in ans])), 4),
         }  # fmt: skip
     best = max(options.values(), key=lambda o: (o["refusal_recall"] or 0, o["answerable_f1"]))
+    # confidence: P(the best span is right: answerable and F1 >= 0.5) from the margin, one logistic
+    from sklearn.linear_model import LogisticRegression
+
+    scored = [x for x in rows if x["raw_margin"] is not None]
+    X = np.array([[x["raw_margin"]] for x in scored])
+    y = np.array([int(x["answerable"] and x["f1"] >= 0.5) for x in scored])
+    fit = LogisticRegression(C=1.0).fit(X, y) if 0 < y.sum() < len(y) else None
+    if fit is not None:
+        best["confidence"] = {"a": round(float(fit.coef_[0][0]), 5), "b": round(float(fit.intercept_[0]), 5),
+                              "feature": "reader_margin", "target": "answerable and F1 >= 0.5",
+                              "questions": len(scored)}  # fmt: skip
     state, meta = load_reader_file(Path(reader_file).read_bytes())
     meta["threshold"] = best["threshold"]
     meta["decider"] = {
