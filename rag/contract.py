@@ -4,6 +4,9 @@
 response models are these classes (rag/api/schemas.py re-exports them with examples), so the JSON
 shape is written once. Stream events are typed (`SourcesEvent`, `TokenEvent`, `AnswerEvent`)
 instead of string-tagged tuples. The `[n]` citation marker lives here too, in one place.
+
+So do the words for a confidence ("sure", "likely", "unsure"): the chat and the CLI both say them, and
+a reader must get the same word for the same number wherever they look.
 """
 
 from __future__ import annotations
@@ -63,6 +66,16 @@ class Timings(_Model):
     total_ms: float = 0.0
 
 
+class BestGuess(_Model):
+    """The answer the confidence floor withheld: shown under the refusal ("closest: …") with its evidence, so
+    a reader can judge a guess the system would not state as an answer."""
+
+    answer: str = Field(description="The withheld answer, with [n] markers.")
+    confidence: float = Field(ge=0.0, le=1.0, description="Probability that this answer is right.")
+    citations: list[Citation] = Field(default_factory=list)
+    evidence: list[Evidence] = Field(default_factory=list)
+
+
 class Answer(_Model):
     question: str
     answer: str = Field(description="The answer with [n] markers, or the refusal text.")
@@ -77,6 +90,18 @@ class Answer(_Model):
     raw: str = Field("", description="The model's raw output, before verification.")
     dropped: list[str] = Field(default_factory=list, description="Generated sentences removed as unsupported.")
     passages: list[PassageOut] = Field(default_factory=list, description="The passages shown to the model.")
+    confidence: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Probability that this answer is right, from the fitted decider; for a refusal, the probability "
+        "that refusing is right. None when no decider measured one (generative mode without one).",
+    )
+    best_guess: BestGuess | None = Field(
+        None,
+        description="Set when the answer's confidence was under the confidence floor (RAG_CONFIDENCE_FLOOR): the "
+        "answer is refused (\"The documents don't say for sure\") and the withheld answer is kept here.",
+    )
 
     def to_dict(self) -> dict:
         return self.model_dump()
@@ -98,3 +123,20 @@ class AnswerEvent(_Model):
 
 
 StreamEvent = Union[SourcesEvent, TokenEvent, AnswerEvent]
+
+
+# --- confidence in words ---------------------------------------------------------------------------------
+CONFIDENCE_WORDS: tuple[tuple[float, str], ...] = ((0.8, "sure"), (0.55, "likely"), (0.0, "unsure"))
+"""(lowest confidence, word), highest first: the one place the bins are stated.
+
+"sure" (>= 0.8): with a calibrated decider, wrong at most about one time in five; "likely" (0.55–0.8): more
+often right than wrong by a margin a reader can rely on; "unsure" (< 0.55): close to a coin toss or worse.
+Percentages are not shown as the headline because a reader takes "63%" as more precise than any decider
+fitted on a few hundred questions is; the number stays in the JSON and in the chat's tooltip."""
+
+
+def confidence_words(confidence: float | None) -> str | None:
+    """The plain word for a confidence (see CONFIDENCE_WORDS); None when there is no confidence."""
+    if confidence is None:
+        return None
+    return next((word for floor, word in CONFIDENCE_WORDS if confidence >= floor), CONFIDENCE_WORDS[-1][1])

@@ -212,6 +212,7 @@ def judge(question, answer: dict, passages: list, seconds: float, read_source) -
         "has_forbidden": bool(question.forbidden),
         "forbidden_found": forbidden,
         "truthfulness": crag_score(question.answerable, refused, bool(correct) and not forbidden),
+        "confidence": answer.get("confidence"),  # the decider's, for the calibration metric (None: not stated)
         "seconds": round(seconds, 3),
         "failures": failures,
     }

@@ -9,7 +9,7 @@ import statistics
 from collections import defaultdict
 from typing import Callable
 
-from rag_eval.stats import mean, percentile, proportion
+from rag_eval.stats import calibration, mean, percentile, proportion
 
 # name -> (label, higher is better, measured over)
 METRICS: dict[str, tuple[str, bool, str]] = {
@@ -25,6 +25,7 @@ METRICS: dict[str, tuple[str, bool, str]] = {
     "false_refusal_rate": ("false-refusal rate", False, "answerable"),
     "truthfulness": ("truthfulness (CRAG)", True, "all"),
     "forbidden_rate": ("forbidden-value rate", False, "with forbidden values"),
+    "ece": ("expected calibration error", False, "with a confidence"),
     "median_seconds": ("median s/question", False, "all"),
     "p95_seconds": ("p95 s/question", False, "all"),
 }
@@ -44,6 +45,22 @@ def retrieval_metrics(ranks: list[int | None], k: int) -> dict:
         "mrr": sum(1 / r for r in ranks if r) / n,
         "n": len(ranks),
     }
+
+
+def was_right(j: dict) -> bool:
+    """What a confidence is a probability of: an answer right (correct, no forbidden value), or a refusal of a
+    question the documents cannot answer."""
+    if j["refused"]:
+        return not j["answerable"]
+    return bool(j["correct"]) and not j["forbidden_found"]
+
+
+def calibration_metric(judgements: list[dict]) -> dict:
+    """ECE (10 equal-width bins) over the answers that stated a confidence, with its reliability table; `n`
+    counts them, `without` the answers left out for stating none."""
+    stated = [j for j in judgements if j.get("confidence") is not None]
+    c = calibration((j["confidence"], was_right(j)) for j in stated)
+    return {"value": c["ece"], "n": c["n"], "ci": None, "without": len(judgements) - len(stated), "bins": c["bins"]}
 
 
 def compute_metrics(judgements: list[dict], k: int) -> dict:
@@ -75,6 +92,7 @@ def compute_metrics(judgements: list[dict], k: int) -> dict:
         "false_refusal_rate": share(answerable, lambda j: j["refused"]),
         "truthfulness": mean([j["truthfulness"] for j in judgements]),
         "forbidden_rate": share(guarded, lambda j: bool(j["forbidden_found"])),
+        "ece": calibration_metric(judgements),
         "median_seconds": {"value": statistics.median(seconds) if seconds else None, "n": len(seconds), "ci": None},
         "p95_seconds": {"value": percentile(seconds, 95) if seconds else None, "n": len(seconds), "ci": None},
     }

@@ -1,6 +1,10 @@
-"""What an eval run writes and prints: the markdown report, failures, the chart, and the A/B comparison.
+"""What an eval run writes and prints: the markdown report, failures, the charts, and the A/B comparison.
 
-Standard library only at module level (matplotlib is imported by `write_chart`).
+The calibration section and its reliability chart (stated confidence against measured accuracy, per
+bin) are here because a confidence shown to users is only worth showing if "sure" answers are right as
+often as they claim; the questions are held out from everything the decider was fitted on.
+
+Standard library only at module level (matplotlib is imported by the chart writers).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from rag_eval.judging import REASONS
 from rag_eval.metrics import METRICS, metric_label
 
 CHART_METRICS = ("accuracy", "hit@k", "citation_hit", "refusal_recall", "truthfulness")
+RELIABILITY_CHART = "reliability.png"
 
 
 def fmt(value: float | None, name: str = "") -> str:
@@ -85,6 +90,59 @@ def failures_section(results: dict) -> str:
     return f"{len(failures)} failures ({summary}).\n\n" + "\n".join(rows)
 
 
+def calibration_section(results: dict, chart: str | None = None) -> str:
+    """ECE and the reliability table: per bin of stated confidence, how many answers and how often right."""
+    ece = results["metrics"]["overall"].get("ece")
+    if not ece or not ece["n"]:
+        left = f" ({ece['without']} questions)" if ece else ""
+        return f"No answer stated a confidence{left}: nothing to calibrate."
+    lines = [
+        f"Expected calibration error **{ece['value']:.3f}** over {ece['n']} questions with a confidence "
+        f"({ece['without']} without one are left out; 10 equal-width bins, weighted by their answers). "
+        "An answer counts as right when it is correct with no forbidden value, a refusal when the question is "
+        "unanswerable." + (f" Chart: `{chart}`." if chart else ""),
+        "",
+        "| confidence | answers | mean confidence | accuracy |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for b in ece["bins"]:
+        if b["n"]:
+            lines.append(f"| {b['lo']:.1f}–{b['hi']:.1f} | {b['n']} | {b['confidence']:.3f} | {b['accuracy']:.3f} |")
+    return "\n".join(lines)
+
+
+def write_reliability_chart(calibration: dict, path: Path | str, title: str) -> None:
+    """`calibration` as rag_eval.stats.calibration returns it, drawn as a reliability diagram: accuracy against mean stated confidence per bin (dot size: answers in the bin), the
+    diagonal a perfectly calibrated decider lies on, and the share of answers per bin underneath."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [b for b in calibration["bins"] if b["n"]]
+    total = max(1, calibration["n"])
+    fig, (ax, counts) = plt.subplots(2, 1, figsize=(5.5, 6), height_ratios=(3, 1), sharex=True)
+    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=1, label="perfectly calibrated")
+    for b in calibration["bins"]:
+        if b["n"]:
+            ax.plot([b["lo"], b["hi"]], [b["accuracy"]] * 2, color="#2563eb", linewidth=0.8, alpha=0.4)
+    ax.scatter([b["confidence"] for b in rows], [b["accuracy"] for b in rows], s=[20 + 300 * b["n"] / total for b in rows],
+               color="#2563eb", zorder=3, label="accuracy per bin")  # fmt: skip
+    ece = calibration["ece"]
+    ax.set_title(f"{title}\nECE {ece:.3f} over {calibration['n']} answers" if ece is not None else title, fontsize=10)
+    ax.set_ylabel("measured accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.02)
+    ax.legend(fontsize=8, loc="upper left")
+    counts.bar([(b["lo"] + b["hi"]) / 2 for b in calibration["bins"]], [b["n"] / total for b in calibration["bins"]],
+               width=0.09, color="#94a3b8")  # fmt: skip
+    counts.set_xlabel("stated confidence")
+    counts.set_ylabel("share")
+    fig.tight_layout()
+    fig.savefig(Path(path), dpi=120)
+    plt.close(fig)
+
+
 def model_id(config: dict) -> str:
     """The model file's hash, or the server that holds it (RAG_LLM_URL)."""
     sha = config.get("model_sha256")
@@ -104,6 +162,7 @@ def render_report(results: dict) -> str:
             "Intervals are Wilson 95% intervals; ↑ higher is better, ↓ lower is better; "
             "`over` says which questions a metric counts.\n\n" + overall_table(results),
             "## Per category\n\n" + category_table(results),
+            "## Calibration\n\n" + calibration_section(results, RELIABILITY_CHART),
             "## Failures\n\n" + failures_section(results),
         ]
     ) + "\n"
@@ -150,6 +209,11 @@ def write_outputs(results: dict, out_dir: Path, chart: bool = True) -> list[Path
     if chart:
         paths.append(out_dir / "metrics_by_category.png")
         write_chart(results, paths[-1])
+        ece = results["metrics"]["overall"].get("ece")
+        if ece and ece["n"]:
+            paths.append(out_dir / RELIABILITY_CHART)
+            table = {"ece": ece["value"], "n": ece["n"], "bins": ece["bins"]}  # rag_eval.stats.calibration's shape
+            write_reliability_chart(table, paths[-1], f"rag eval: {results['config']['model']}")
     return paths
 
 

@@ -9,7 +9,10 @@ paragraph, which is exactly the refusal decision this project has to get right.
 Scoring follows the official evaluate-v2.0.py (normalisation, EM, F1, "" as the gold of an
 unanswerable question and as the prediction of a refusal), plus what SQuAD does not measure: whether
 the cited span overlaps a gold span, where retrieval ranked the gold passage, and how a system that
-refuses everything would score on the same questions (the floor any refusal policy must beat).
+refuses everything would score on the same questions (the floor any refusal policy must beat), and
+whether the confidence the pipeline states is calibrated on articles it was not fitted on (expected
+calibration error and a reliability chart; an answer counts as right at F1 >= 0.5, the target the
+reader's confidence is fitted for, a refusal when the question is unanswerable).
 
 Only the standard library and numpy are imported at module level; the project's models, pydantic and
 matplotlib are imported inside the functions that need them, so importing this module is instant.
@@ -35,11 +38,12 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from rag.errors import EvalSetError, RagError
-from rag_eval.stats import percentile
+from rag_eval.stats import calibration, percentile
 
 Span = tuple[int, int]
 SEPARATOR = "\n\n"
 HITS = (1, 3, 5)
+RIGHT_F1 = 0.5  # an answer this close to a gold one is right, for calibration (rag_eval.fit_reader's target)
 WORST = 5  # failures of each kind shown in the report
 
 
@@ -448,6 +452,7 @@ def score(question: SquadQuestion, answer: dict, seconds: float | None = None) -
         "retrieved": len(answer["passages"]) if isinstance(answer.get("passages"), list) else None,
         "citations": [[c.get("source"), c.get("start"), c.get("end")] for c in answer.get("citations") or []],
         "signals": answer.get("signals"),  # the measurements behind the decision, for fitting and diagnosis
+        "confidence": answer.get("confidence"),  # the decider's P(this answer, or refusal, is right)
         "seconds": seconds,
         "error": None,
     }
@@ -468,6 +473,7 @@ def error_record(question: SquadQuestion, error: Exception, seconds: float) -> d
         "rank": None,
         "retrieved": None,
         "citations": [],
+        "confidence": None,
         "seconds": seconds,
         "error": f"{type(error).__name__}: {error}",
     }
@@ -477,6 +483,20 @@ def error_record(question: SquadQuestion, error: Exception, seconds: float) -> d
 def _mean(values: Iterable[float | bool]) -> float | None:
     values = [float(v) for v in values]
     return sum(values) / len(values) if values else None
+
+
+def was_right(r: dict) -> bool:
+    """What a stated confidence is the probability of: an answer with F1 >= RIGHT_F1 against a gold answer
+    (never, for an unanswerable question), or a refusal of an unanswerable question."""
+    if r["refused"]:
+        return not r["answerable"]
+    return bool(r["answerable"]) and (r["f1"] or 0.0) >= RIGHT_F1
+
+
+def calibration_of(records: Sequence[dict]) -> dict:
+    """ECE and the reliability table over the scored records that state a confidence (10 equal-width bins)."""
+    return calibration((r["confidence"], was_right(r)) for r in records
+                       if r.get("error") is None and r.get("confidence") is not None)  # fmt: skip
 
 
 def summary(records: Sequence[dict]) -> dict:
@@ -506,6 +526,9 @@ def summary(records: Sequence[dict]) -> dict:
         out[f"hit@{k}"] = _mean(r["rank"] is not None and r["rank"] <= k for r in ranked)
     out["median_seconds"] = statistics.median(seconds) if seconds else None
     out["p95_seconds"] = percentile(seconds, 95) if seconds else None
+    calibrated = calibration_of(scored)
+    out["ece"] = calibrated["ece"]
+    out["with_confidence"] = calibrated["n"]  # the questions ECE counts; the others stated no confidence
     return out
 
 
@@ -533,6 +556,7 @@ def refuse_everything(records: Sequence[dict]) -> list[dict]:
                 "rank": None,
                 "retrieved": None,
                 "citations": [],
+                "confidence": None,
                 "seconds": None,
                 "error": None,
             }
@@ -549,7 +573,11 @@ def _grouped(records: Sequence[dict]) -> dict:
 
 def metrics(records: Sequence[dict]) -> dict:
     """Overall and per-article metrics, and the same for the refuse-everything baseline."""
-    return {**_grouped(records), "baseline": _grouped(refuse_everything(records))}
+    return {
+        **_grouped(records),
+        "baseline": _grouped(refuse_everything(records)),
+        "calibration": calibration_of(records),
+    }
 
 
 # --- running ---------------------------------------------------------------------------------------------------
@@ -592,6 +620,7 @@ OVERALL_ROWS = (
     ("hit@5", "retrieval hit@5 (answerable)"),
     ("median_seconds", "median seconds"),
     ("p95_seconds", "p95 seconds"),
+    ("ece", "expected calibration error (questions with a confidence)"),
 )
 ARTICLE_COLUMNS = (
     ("answerable_em", "ans EM"),
@@ -610,6 +639,8 @@ ARTICLE_COLUMNS = (
 def fmt(value: float | None, name: str) -> str:
     if value is None:
         return "–"
+    if name == "ece":
+        return f"{value:.3f}"
     return f"{value:.2f}" if name.endswith("seconds") else f"{100 * value:.1f}"
 
 
@@ -696,11 +727,32 @@ def render_report(results: dict) -> str:
         "refuse-everything column. Error rows (questions the pipeline rejected) are not scored.\n\n"
         + _overall_table(m),
         "## Per article\n\n" + _article_table(m),
+        "## Calibration\n\n" + _calibration_section(m),
         "## Worst failures\n\n" + _failures_section(results["records"]),
     ]
     return "\n\n".join(lines) + "\n"
 
 
+def _calibration_section(m: dict) -> str:
+    """ECE and the reliability table of the whole run (held-out articles), and how many questions it counts."""
+    c = m.get("calibration") or calibration([])
+    scored = m["overall"]["questions"] - m["overall"]["errors"]
+    if not c["n"]:
+        return f"No answer stated a confidence ({scored} scored questions): nothing to calibrate."
+    rows = [
+        f"Expected calibration error **{c['ece']:.3f}** over {c['n']} of {scored} scored questions (the others "
+        f"stated no confidence and are left out); 10 equal-width bins, weighted by their answers. An answer is "
+        f"right at F1 >= {RIGHT_F1}, a refusal when the question is unanswerable. Chart: `{RELIABILITY_CHART}`.",
+        "",
+        "| confidence | answers | mean confidence | accuracy |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    rows += [f"| {b['lo']:.1f}–{b['hi']:.1f} | {b['n']} | {b['confidence']:.3f} | {b['accuracy']:.3f} |"
+             for b in c["bins"] if b["n"]]  # fmt: skip
+    return "\n".join(rows)
+
+
+RELIABILITY_CHART = "reliability.png"
 CHART_METRICS = (
     ("answerable_f1", "answerable F1"),
     ("containment", "contained"),
@@ -732,6 +784,18 @@ def write_chart(results: dict, path: Path | str) -> None:
     fig.tight_layout()
     fig.savefig(Path(path), dpi=120)
     plt.close(fig)
+
+
+def write_reliability_chart(results: dict, path: Path | str) -> bool:
+    """The reliability chart of the run (rag_eval.report draws it); False, and nothing written, when no answer
+    stated a confidence."""
+    from rag_eval.report import write_reliability_chart as draw
+
+    c = results["metrics"].get("calibration")
+    if not c or not c["n"]:
+        return False
+    draw(c, path, f"SQuAD 2.0 (held out): {results['metrics']['overall']['questions']} questions")
+    return True
 
 
 # --- index and command line ---------------------------------------------------------------------------------------
@@ -861,8 +925,9 @@ def evaluate(
     (out / "results.json").write_text(json.dumps(result, indent=2, ensure_ascii=False), "utf-8")
     (out / "report.md").write_text(render_report(result), "utf-8")
     write_chart(result, out / "chart.png")
+    reliability = write_reliability_chart(result, out / RELIABILITY_CHART)
     print(_overall_table(result["metrics"]))
-    print(f"wrote {out / 'results.json'}, report.md and chart.png")
+    print(f"wrote {out / 'results.json'}, report.md, chart.png" + (f" and {RELIABILITY_CHART}" if reliability else ""))
     return 0
 
 

@@ -1,4 +1,6 @@
-"""Small statistics for evaluation and benchmarks: one percentile, Wilson intervals, proportions, means.
+"""Small statistics for evaluation and benchmarks: one percentile, Wilson intervals, proportions, means,
+and calibration (expected calibration error and its reliability table: does "80% sure" mean right 80% of
+the time?).
 
 Standard library only: the CLI imports the modules that use these to build its parser.
 """
@@ -50,3 +52,29 @@ def proportion(successes: int, n: int) -> dict:
 def mean(values: list[float]) -> dict:
     """A mean as a metric: value (None for no items), n, and no interval."""
     return {"value": statistics.fmean(values) if values else None, "n": len(values), "ci": None}
+
+
+def calibration(pairs: Iterable[tuple[float, bool]], bins: int = 10) -> dict:
+    """Expected calibration error and the reliability table of (stated confidence, was it right) pairs.
+
+    `bins` equal-width bins over [0, 1] (a confidence of exactly 1 falls in the last); per bin the number of
+    answers, their mean confidence and the share that were right. ECE is the standard one: the mean over
+    bins of |accuracy - mean confidence|, weighted by the share of answers in the bin. A decider whose
+    "0.8" is right four times in five scores 0; one sure of everything and right about nothing scores ~1.
+    No pairs: ECE None (nothing was measured), never 0.
+    """
+    table = [{"lo": i / bins, "hi": (i + 1) / bins, "n": 0, "confidence": None, "accuracy": None} for i in range(bins)]
+    sums = [[0.0, 0] for _ in range(bins)]
+    n = 0
+    for confidence, right in pairs:
+        i = min(bins - 1, max(0, int(float(confidence) * bins)))
+        sums[i][0] += float(confidence)
+        sums[i][1] += int(bool(right))
+        table[i]["n"] += 1
+        n += 1
+    ece = 0.0
+    for row, (total, hits) in zip(table, sums):
+        if row["n"]:
+            row["confidence"], row["accuracy"] = total / row["n"], hits / row["n"]
+            ece += row["n"] / n * abs(row["accuracy"] - row["confidence"])
+    return {"ece": ece if n else None, "n": n, "bins": table}

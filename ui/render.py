@@ -4,13 +4,18 @@ Pure string functions (no Gradio), so they are unit-tested directly. Every piece
 model text goes through `text_html` before it reaches the page: it is HTML-escaped, and characters
 that Markdown, LaTeX or the HTML component's `${…}` template would interpret are written as
 character references, so a passage always shows exactly as it is in the file.
+
+An answer carries its confidence as a word ("sure", "likely", "unsure": rag.contract.confidence_words, the
+same words the CLI prints) with the number in its tooltip; an answer the confidence floor withheld is a
+refusal note, "The documents don't say for sure; closest: …", with the guess's evidence and sources, so
+the reader sees what the system would have said and can judge it.
 """
 
 from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from rag.contract import MARKER
+from rag.contract import MARKER, confidence_words
 
 LOADING_MESSAGE = "Model is loading… this takes a minute after the server starts. Ask again in a moment."
 NO_SOURCES = "Sources of the latest answer appear here, with the exact cited words highlighted."
@@ -61,13 +66,20 @@ def answer_html(answer: Mapping[str, Any], searched: str | None = None, turn: in
     parts = [f'<span class="rag-copy" hidden title="{copy}"></span>']
     if turn is not None:
         parts.append(f'<span class="rag-turn rag-turn-{int(turn)}" hidden></span>')
-    if answer.get("refused"):
+    guess = answer.get("best_guess")
+    if answer.get("refused") and guess:
+        closest = f"{with_badges(guess.get('answer', ''), _titles(guess))}{confidence_html(guess.get('confidence'))}"
+        head = f"<strong>{text_html(answer.get('reason') or 'The documents do not say for sure')}</strong>"
+        parts.append(_note("refusal", f'{head}; closest: <span class="rag-guess">{closest}</span>'))
+        parts.append(evidence_html(guess))
+    elif answer.get("refused"):
         reason = answer.get("reason")
         why = f'<div class="rag-reason">Why: {text_html(reason)}</div>' if reason else ""
-        parts.append(_note("refusal", f"<strong>{text_html(answer.get('answer') or 'The documents do not say.')}</strong>{why}"))
+        head = text_html(answer.get("answer") or "The documents do not say.")
+        parts.append(_note("refusal", f"<strong>{head}</strong>{confidence_html(answer.get('confidence'))}{why}"))
     else:
-        titles = {c["n"]: f"{c.get('source', '')}: “{c.get('quote', '')}”" for c in answer.get("citations") or []}
-        parts.append(f'<div class="rag-answer">{with_badges(answer.get("answer", ""), titles)}</div>')
+        body = with_badges(answer.get("answer", ""), _titles(answer)) + confidence_html(answer.get("confidence"))
+        parts.append(f'<div class="rag-answer">{body}</div>')
         parts.append(evidence_html(answer))
     if searched:
         parts.append(followup_note(searched))
@@ -85,19 +97,43 @@ def plain_text(answer: Mapping[str, Any]) -> str:
         Sources:
         [1] 000_d74c9cd70636ffa8.txt, characters 224–240: “December 6, 2023”
     """
-    if answer.get("refused"):
-        lines = [answer.get("answer") or "The documents don't say."]
+    guess = answer.get("best_guess")
+    if answer.get("refused") and not guess:
+        lines = [_worded(answer.get("answer") or "The documents don't say.", answer.get("confidence"))]
         if answer.get("reason"):
             lines.append(f"Why: {answer['reason']}")
         return "\n".join(lines)
-    lines = [answer.get("answer", "")]
-    citations = list(answer.get("citations") or [])
+    if guess:
+        closest = f"{answer.get('reason') or 'The documents do not say for sure'}; closest: {guess.get('answer', '')}"
+        lines, citations = [_worded(closest, guess.get("confidence"))], list(guess.get("citations") or [])
+    else:
+        lines = [_worded(answer.get("answer", ""), answer.get("confidence"))]
+        citations = list(answer.get("citations") or [])
     if citations:
         lines += ["", "Sources:"]
         for c in citations:
             where = f"page {c['page']}" if c.get("page") not in (None, "") else f"characters {c.get('start')}–{c.get('end')}"
             lines.append(f"[{c.get('n')}] {c.get('source', '?')}, {where}: “{c.get('quote', '')}”")
     return "\n".join(lines)
+
+
+def _titles(answer: Mapping[str, Any]) -> dict:
+    """Each cited number's tooltip: its file and the cited words."""
+    return {c["n"]: f"{c.get('source', '')}: “{c.get('quote', '')}”" for c in answer.get("citations") or []}
+
+
+def _worded(text: str, confidence: float | None) -> str:
+    word = confidence_words(confidence)
+    return f"{text} ({word})" if word else text
+
+
+def confidence_html(confidence: float | None) -> str:
+    """The confidence as a word beside the answer (its number in the tooltip); nothing when there is none."""
+    word = confidence_words(confidence)
+    if word is None:
+        return ""
+    tip = f"confidence {confidence:.2f}: the fitted decider's probability that this is right"
+    return f' <span class="rag-confidence rag-confidence-{word}" title="{text_html(tip)}">{text_html(word)}</span>'
 
 
 def evidence_html(answer: Mapping[str, Any]) -> str:
@@ -252,7 +288,12 @@ def sources_html(
         parts.extend(passage_card(p, i) for i, p in enumerate(passages, 1))
     else:
         citations = list(answer.get("citations") or [])
-        if citations:
+        guessed = list((answer.get("best_guess") or {}).get("citations") or [])
+        if not citations and guessed:  # withheld by the confidence floor: the closest guess's sources
+            citations = guessed
+            parts.append(_title("Closest guess for", question))
+            parts.extend(citation_card(c) for c in citations)
+        elif citations:
             parts.append(_title("Cited for", question))
             parts.extend(citation_card(c) for c in citations)
         else:
@@ -287,6 +328,11 @@ CSS = """
 }
 .rag-refusal { border-left: 4px solid #d97706; background: rgba(217, 119, 6, .10); padding: .45em .7em; border-radius: 4px; }
 .rag-reason { font-size: .85em; opacity: .85; margin-top: .2em; }
+.rag-confidence { display: inline-block; margin-left: .4em; padding: 0 .45em; border-radius: .6em; font-size: .75em;
+  line-height: 1.5em; vertical-align: .1em; border: 1px solid currentColor; opacity: .8; }
+.rag-confidence-sure { color: #15803d; }
+.rag-confidence-likely { color: #a16207; }
+.rag-confidence-unsure { color: #b91c1c; }
 .rag-error { border-left: 4px solid #dc2626; background: rgba(220, 38, 38, .10); padding: .45em .7em; border-radius: 4px; }
 .rag-loading { border-left: 4px solid #6b7280; background: rgba(107, 114, 128, .12); padding: .45em .7em; border-radius: 4px; }
 .rag-note, .rag-meta { font-size: .78em; opacity: .7; margin-top: .35em; }

@@ -1,7 +1,9 @@
 """OpenAI-compatible /v1/chat/completions and /v1/models over the same service, for existing clients.
 
 The last user message is the question (no chat history: each answer comes from the documents only).
-Citations travel in an extra `citations` field on the response and on the final stream chunk.
+Citations travel in an extra `citations` field on the response and on the final stream chunk, with
+`refused`, `confidence` (the decider's probability that the answer, or the refusal, is right) and
+`best_guess` (the answer a confidence floor withheld), so a client can tell a sure answer from a guess.
 
 Streaming sends the verified answer as one content delta when it is known, not the raw tokens: the
 raw output of extractive mode ("[1] December 6, 2023") differs from the answer, and a refusal can
@@ -30,7 +32,7 @@ CHUNK_EXAMPLE = (
     'data: {…, "choices": [{"index": 0, "delta": {"content": "Wednesday, December 6, 2023 [1]"}, '
     '"finish_reason": null}]}\n\n'
     'data: {…, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], '
-    '"citations": […], "refused": false}\n\n'
+    '"citations": […], "refused": false, "confidence": 0.93, "best_guess": null}\n\n'
     "data: [DONE]\n\n"
 )
 
@@ -81,9 +83,14 @@ async def chat_completions(body: ChatCompletionRequest, service: Service, reques
         "choices": [
             {"index": 0, "message": {"role": "assistant", "content": answer["answer"]}, "finish_reason": "stop"}
         ],
-        "citations": answer["citations"],
-        "refused": answer["refused"],
+        **extensions(answer),
     }
+
+
+def extensions(answer: dict) -> dict:
+    """The answer's fields an OpenAI response has no place for, sent beside it."""
+    keys = ("citations", "refused", "confidence", "best_guess")
+    return {key: answer.get(key) for key in keys}
 
 
 def last_user_text(messages: list[ChatMessage]) -> str:
@@ -98,7 +105,7 @@ async def _chunks(stream: AnswerStream, meta: Completion) -> AsyncIterator[str]:
     async for name, payload in stream.payloads():
         if name == "answer":
             yield sse(meta.chunk({"content": payload["answer"]}))
-            yield sse(meta.chunk({}, "stop", citations=payload["citations"], refused=payload["refused"]))
+            yield sse(meta.chunk({}, "stop", **extensions(payload)))
         elif name == "error":
             yield sse({"error": {"message": payload["detail"], "type": "server_error", "code": payload["status"]}})
             return

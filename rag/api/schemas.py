@@ -45,6 +45,8 @@ _ANSWER_EXAMPLE = {
          "text": _CITATION_EXAMPLE["text"]}
     ],
     "passages": [],
+    "confidence": 0.93,
+    "best_guess": None,
 }
 
 
@@ -197,6 +199,8 @@ class ChatCompletion(_Out):
                     ],
                     "citations": [_CITATION_EXAMPLE],
                     "refused": False,
+                    "confidence": 0.93,
+                    "best_guess": None,
                 }
             ]
         },
@@ -209,6 +213,13 @@ class ChatCompletion(_Out):
     choices: list[ChatChoice]
     citations: list[Citation] = Field(description="Extension: the spans the answer cites.")
     refused: bool = Field(description="Extension: true when the documents don't hold the answer.")
+    confidence: float | None = Field(
+        None, ge=0.0, le=1.0,
+        description="Extension: the decider's probability that the answer (for a refusal: refusing) is right.",
+    )  # fmt: skip
+    best_guess: contract.BestGuess | None = Field(
+        None, description="Extension: the answer the confidence floor withheld (refused as not sure), with its sources."
+    )
 
 
 class ModelCard(_Out):
