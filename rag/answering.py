@@ -61,10 +61,13 @@ class Answerer:
         generator: Generator,
         strategy: Strategy,
         policy: RefusalPolicy,
-        k: int = 3,
-        prompt_token_budget: int = 1200,
-        context_tokens: int = 2048,
+        *,
+        k: int,
+        prompt_token_budget: int,
+        context_tokens: int,
     ):
+        """`k` is the retrieval settings', `prompt_token_budget` the answering settings', `context_tokens` the
+        generation settings' `n_ctx`: no defaults here, so they are written once (rag/settings.py)."""
         self.retriever = retriever
         self.generator = generator
         self.strategy = strategy

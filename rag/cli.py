@@ -74,9 +74,9 @@ def _queries(arg: str) -> Iterable[str]:
 
 
 def _settings(args):
-    from rag.settings import build_settings
+    from rag.settings import build_settings, flag_values
 
-    return build_settings(vars(args))
+    return build_settings(flag_values(args))
 
 
 def cmd_ingest(args) -> int:
@@ -168,15 +168,6 @@ def cmd_ask(args) -> int:
     return _each_query("ask", args.question, answer)
 
 
-def model_options(p) -> None:
-    p.add_argument("--model", choices=["smollm2", "gemma3"], help="bundled model (default smollm2)")
-    p.add_argument("--model-path", dest="model_path", help="any GGUF file (overrides --model)")
-    p.add_argument("--mode", choices=["auto", "extractive", "generative"], help="answer style")
-    p.add_argument("--n-ctx", dest="n_ctx", type=int, help="context size in tokens")
-    p.add_argument("--n-threads", dest="n_threads", type=int, help="CPU threads")
-    p.add_argument("--n-gpu-layers", dest="n_gpu_layers", type=int, help="layers offloaded to GPU")
-
-
 FOLDERS = ("documents folder: --seeds-dir or RAG_SEEDS_DIR (default seeds/); "
            "index folder: --index-dir or RAG_INDEX_DIR (default index/).")
 MODEL = "the model (bundled SmolLM2, --model gemma3, or --model-path FILE.gguf; RAG_LLM_URL: a generation server)"
@@ -216,9 +207,24 @@ COMMANDS = {  # name: (one-line help, what it reads and writes: the --help descr
         "report (--out, default eval/runs/bench-<time>/bench.md). " + FOLDERS,
     ),
 }
+ANSWERING = ("index", "retrieval", "generation", "answering")
+SETTINGS_OF = {  # the settings groups (rag/settings.py) each command reads: its setting flags are theirs
+    "ingest": ("index",),
+    "search": ("index", "retrieval"),
+    "ask": ANSWERING,
+    "eval": ANSWERING,
+    "serve": (*ANSWERING, "server"),
+    "bench": ANSWERING,
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(flags_for: Iterable[str] | None = None) -> argparse.ArgumentParser:
+    """The `rag` parser; each command gets a flag for every setting it reads (rag.settings.add_flags).
+
+    `flags_for`: the commands given their setting flags (default: all). Generating them imports pydantic
+    (about a quarter of a second), so `main` asks only for the command being run: `rag --help` stays instant.
+    """
+    flags_for = COMMANDS if flags_for is None else set(flags_for)
     parser = Parser(prog="rag", description="Answer questions from your documents, with citations.")
     parser.add_argument("-v", "--verbose", action="store_true", help="show informational logging, and other libraries' logs")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -227,31 +233,29 @@ def build_parser() -> argparse.ArgumentParser:
         help_text, description = COMMANDS[name]
         return sub.add_parser(name, help=help_text, description=description)
 
-    def common(p):
-        p.add_argument("--seeds-dir", dest="seeds_dir", help="documents folder (default: seeds/)")
-        p.add_argument("--index-dir", dest="index_dir", help="index folder (default: index/)")
-        p.add_argument("--chunk-size", dest="chunk_size", type=int, help="chunk length in characters")
-        p.add_argument("--chunk-overlap", dest="chunk_overlap", type=int, help="overlap in characters")
+    def setting_flags(name: str, p: argparse.ArgumentParser) -> None:
+        """After the command's own arguments: a flag the command defines itself keeps its meaning."""
+        if name in flags_for:
+            from rag.settings import add_flags
+
+            add_flags(p, SETTINGS_OF[name])
 
     p = command("ingest")
-    common(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_ingest)
+    setting_flags("ingest", p)
 
     p = command("search")
-    common(p)
     p.add_argument("query")
-    p.add_argument("--k", type=int, help="number of passages")
     p.add_argument("--json", action="store_true", help="one JSON object per query")
     p.set_defaults(func=cmd_search)
+    setting_flags("search", p)
 
     p = command("ask")
-    common(p)
-    model_options(p)
     p.add_argument("question")
-    p.add_argument("--k", type=int, help="passages shown to the model")
     p.add_argument("--json", action="store_true", help="one JSON answer object per question")
     p.set_defaults(func=cmd_ask)
+    setting_flags("ask", p)
 
     # Commands implemented in their own modules; each module keeps heavy imports inside functions.
     import rag_eval.bench.command as bench
@@ -260,10 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, module in [("eval", evaluation), ("serve", server), ("bench", bench)]:
         p = command(name)
-        common(p)
-        model_options(p)
         module.add_arguments(p)
         p.set_defaults(func=module.run_command)
+        setting_flags(name, p)
     return parser
 
 
@@ -283,7 +286,9 @@ def quiet_third_parties(verbose: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    named = next((a for a in argv if not a.startswith("-")), None)  # the command: only options come before it
+    args = build_parser(flags_for=[named] if named in COMMANDS else []).parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="rag: %(levelname)s: %(message)s",

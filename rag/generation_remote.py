@@ -45,12 +45,15 @@ import math
 import time
 from contextlib import closing
 from pathlib import PurePosixPath
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 import httpx
 
 from rag.errors import ModelError
 from rag.generation import SMALL_MODEL_PARAMS
+
+if TYPE_CHECKING:
+    from rag.settings import GenerationSettings
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +100,12 @@ class _WithoutLogprobs(Exception):
 
 
 class RemoteGenerator:
-    """The `Generator` protocol over HTTP. Thread-safe: every call is its own request (the server queues)."""
+    """The `Generator` protocol over HTTP. Thread-safe: every call is its own request (the server queues).
+    `settings`: the generation settings; `transport` and `sleep` are for tests."""
 
     def __init__(
         self,
-        settings,
+        settings: GenerationSettings,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ):

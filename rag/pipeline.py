@@ -24,9 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def load_embedder(settings: Settings, show_progress: bool = False) -> Embedder:
-    return SentenceTransformerEmbedder(
-        settings.embedder_path, settings.embed_batch_size, show_progress, threads=settings.embed_threads
-    )
+    return SentenceTransformerEmbedder(settings.index, show_progress)
 
 
 def load_generator(settings: Settings) -> Generator:
@@ -34,10 +32,10 @@ def load_generator(settings: Settings) -> Generator:
     if settings.llm_url:
         from rag.generation_remote import RemoteGenerator
 
-        return RemoteGenerator(settings)
+        return RemoteGenerator(settings.generation)
     from rag.generation import LlamaGenerator
 
-    return LlamaGenerator(settings)
+    return LlamaGenerator(settings.generation)
 
 
 def answer_mode(settings: Settings, generator: Generator) -> str:
@@ -74,32 +72,25 @@ def load_reader(settings: Settings, generator: Generator | None):
 def build_strategy(
     settings: Settings, generator: Generator, embedder: Embedder, policy: RefusalPolicy, reader=None
 ) -> Strategy:
-    templates = Templates(settings.prompts_dir)
-    if answer_mode(settings, generator) == "extractive" and reader is not None and settings.reader == "answer":
+    answering = settings.answering
+    templates = Templates(answering.prompts_dir)
+    extractive = answer_mode(settings, generator) == "extractive"
+    if extractive and reader is not None and answering.reader == "answer":
         from rag.read_strategy import ReaderExtractive
 
-        return ReaderExtractive(
-            templates, policy, settings.max_answer_tokens, reader, read_k=settings.reader_k,
-            candidates=settings.reader_candidates, threshold=settings.reader_threshold,
-        )  # fmt: skip
-    if answer_mode(settings, generator) == "extractive":
+        return ReaderExtractive(templates, policy, reader, answering)
+    if extractive:
         model = load_answering_model(settings, templates)
-        options = dict(model=model, candidates=settings.candidate_sentences, tidy_spans=settings.tidy_spans)
-        if reader is not None and settings.reader == "rerank":
+        if reader is not None and answering.reader == "rerank":
             from rag.read_strategy import RerankedExtractive
 
-            return RerankedExtractive(
-                templates, policy, settings.max_answer_tokens, embedder, reader=reader, read_k=settings.reader_k,
-                **options,
-            )  # fmt: skip
-        return Extractive(templates, policy, settings.max_answer_tokens, embedder, **options)
-    return Generative(templates, policy, settings.max_generative_tokens)
+            return RerankedExtractive(templates, policy, embedder, answering, model, reader)
+        return Extractive(templates, policy, embedder, answering, model)
+    return Generative(templates, policy, answering)
 
 
 def build_answerer(settings: Settings, retriever, generator: Generator, reader=None) -> Answerer:
-    policy = RefusalPolicy(
-        min_support=settings.min_support, min_relevance=settings.min_relevance, refusal_text=settings.refusal_text
-    )
+    policy = RefusalPolicy.of(settings.answering)
     strategy = build_strategy(settings, generator, retriever.embedder, policy, reader)
     return Answerer(
         retriever, generator, strategy, policy, k=settings.k, prompt_token_budget=settings.prompt_token_budget,
@@ -159,7 +150,7 @@ class Pipeline:
         self.settings = settings
         self.embedder = embedder
         self.index = index
-        self.retriever = HybridRetriever.from_settings(index, embedder, settings)
+        self.retriever = HybridRetriever(index, embedder, settings.retrieval)
         self.generator = generator
         self.reader = reader
         self.answerer = build_answerer(settings, self.retriever, generator, reader) if generator else None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rag import contract
 from rag.citations import Citation, Numbered, span_citation
@@ -23,6 +24,11 @@ from rag.reader import Reader, Reading
 from rag.refusal import NO_CLEAR_ANSWER, RefusalPolicy, assess, plain_reason
 from rag.retrieval import Passage
 from rag.strategies import Extractive, Outcome, Plan, _Prompting
+
+if TYPE_CHECKING:
+    from rag.embedding import Embedder
+    from rag.fitted import AnsweringModel
+    from rag.settings import AnsweringSettings
 
 GRAMMAR = "reader_choice.gbnf"
 
@@ -44,22 +50,13 @@ class Proposal:
 class ReaderExtractive(_Prompting):
     mode = "extractive"
 
-    def __init__(
-        self,
-        templates: Templates,
-        policy: RefusalPolicy,
-        max_tokens: int,
-        reader: Reader,
-        read_k: int = 6,
-        candidates: int = 1,
-        threshold: float | None = None,
-    ):
-        super().__init__(templates, policy, max_tokens)
+    def __init__(self, templates: Templates, policy: RefusalPolicy, reader: Reader, answering: AnsweringSettings):
+        super().__init__(templates, policy, answering.max_answer_tokens)
         templates.require(GRAMMAR)
         self.reader = reader
-        self.read_k = read_k
-        self.candidates = candidates
-        self.threshold = reader.threshold if threshold is None else threshold
+        self.read_k = answering.reader_k
+        self.candidates = answering.reader_candidates
+        self.threshold = reader.threshold if answering.reader_threshold is None else answering.reader_threshold
         # the names rule, fitted with the threshold (rag_eval/fit_reader.py --refit); a reader without the
         # fitted decision (a fake) keeps it on
         self.require_names = bool(getattr(reader, "require_names", True))
@@ -204,10 +201,18 @@ class RerankedExtractive(Extractive):
     most are shown; sentence choice, the answer and refusal stay with the fitted sentence engine.
     """
 
-    def __init__(self, *args, reader: Reader, read_k: int = 6, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        templates: Templates,
+        policy: RefusalPolicy,
+        embedder: Embedder,
+        answering: AnsweringSettings,
+        model: AnsweringModel | None,
+        reader: Reader,
+    ):
+        super().__init__(templates, policy, embedder, answering, model)
         self.reader = reader
-        self.read_k = read_k
+        self.read_k = answering.reader_k
 
     def fetch_k(self, k: int) -> int:
         return max(k, self.read_k)

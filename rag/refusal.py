@@ -12,12 +12,16 @@ similar as answerable ones, so refusal is decided from checks a reader could rep
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
+from typing import TYPE_CHECKING
 
 from rag.answer_types import find_typed, has_type
 from rag.lexicon import INSTRUCTION, STOPWORDS
 from rag.question import Question
 from rag.text import collapse_initialisms, context_terms, norm, words
+
+if TYPE_CHECKING:
+    from rag.settings import AnsweringSettings
 
 
 @dataclass
@@ -57,11 +61,16 @@ def assess(question: Question, answer: str, context: str, relevance: float) -> S
 
 @dataclass(frozen=True)
 class RefusalPolicy:
-    """Thresholds and the verdict: the one place that decides to refuse."""
+    """Thresholds and the verdict: the one place that decides to refuse. The thresholds are the answering
+    settings' (`RefusalPolicy.of`); `RefusalPolicy.of(AnsweringSettings())` is the production policy."""
 
-    min_support: float = 0.3
-    min_relevance: float = 0.15
-    refusal_text: str = "The documents don't say."
+    min_support: float
+    min_relevance: float
+    refusal_text: str
+
+    @classmethod
+    def of(cls, answering: AnsweringSettings) -> "RefusalPolicy":
+        return cls(**{f.name: getattr(answering, f.name) for f in fields(cls)})
 
     def before_generation(self, relevance: float | None, question: Question | None = None) -> str | None:
         """A reason to refuse without asking the model, or None (the scores stay in `signals`)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from rag.embedding import Embedder
 from rag.errors import QueryError
 from rag.index import VectorIndex
 from rag.text import terms
+
+if TYPE_CHECKING:
+    from rag.settings import RetrievalSettings
 
 log = logging.getLogger(__name__)
 
@@ -82,36 +85,17 @@ class BM25:
 
 
 class HybridRetriever:
-    def __init__(
-        self,
-        index: VectorIndex,
-        embedder: Embedder,
-        candidates: int = 20,
-        rrf_k: int = 60,
-        dense_weight: float = 1.0,
-        bm25_weight: float = 1.0,
-        max_query_chars: int = 2000,
-    ):
+    """`retrieval`: the retrieval settings (`RetrievalSettings()`: production's)."""
+
+    def __init__(self, index: VectorIndex, embedder: Embedder, retrieval: RetrievalSettings):
         self.index = index
         self.embedder = embedder
         self.bm25 = BM25([c.search_text for c in index.chunks])  # heading path + text
-        self.candidates = candidates
-        self.rrf_k = rrf_k
-        self.dense_weight = dense_weight
-        self.bm25_weight = bm25_weight
-        self.max_query_chars = max_query_chars
-
-    @classmethod
-    def from_settings(cls, index: VectorIndex, embedder: Embedder, settings) -> "HybridRetriever":
-        return cls(
-            index,
-            embedder,
-            candidates=settings.candidates,
-            rrf_k=settings.rrf_k,
-            dense_weight=settings.dense_weight,
-            bm25_weight=settings.bm25_weight,
-            max_query_chars=settings.max_query_chars,
-        )
+        self.candidates = retrieval.candidates
+        self.rrf_k = retrieval.rrf_k
+        self.dense_weight = retrieval.dense_weight
+        self.bm25_weight = retrieval.bm25_weight
+        self.max_query_chars = retrieval.max_query_chars
 
     def prepare(self, query: str) -> str:
         query = (query or "").strip()

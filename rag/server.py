@@ -17,17 +17,17 @@ GRACEFUL_SHUTDOWN_S = 5  # an open answer stream should not keep Ctrl-C waiting
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--host", help="address to bind (default 127.0.0.1: this machine only)")
-    parser.add_argument("--port", type=int, help="port (default 8000)")
+    """None of its own: `--host`, `--port` and the other server flags are generated from the server settings
+    (rag.settings.ServerSettings) with the rest of the settings flags."""
 
 
 def run_command(args) -> int:
     import uvicorn
 
     from rag.api import create_app
-    from rag.settings import build_settings
+    from rag.settings import build_settings, flag_values
 
-    settings = build_settings(vars(args))
+    settings = build_settings(flag_values(args))
     sock = bind(settings)
     _warn_if_exposed(settings)
     app = create_app(settings, loader=_announcing_loader)

@@ -1,4 +1,19 @@
-"""One settings object, built at the entry point and passed down (never read at import time).
+"""Settings by concern — index, retrieval, generation, answering, server — combined into one object that
+is built at the entry point and passed down (never read at import time).
+
+Why groups: each component takes the group it reads (`HybridRetriever` its `RetrievalSettings`, the
+strategies their `AnsweringSettings`, `LlamaGenerator` its `GenerationSettings`…) and holds no defaults of
+its own, so a default is written once, here. A group built with no arguments holds the production
+defaults and reads no environment: that is what a test that builds a component directly passes.
+
+Why one combined `Settings` that inherits every group (the layout of llama-cpp-python's server settings):
+every setting stays a flat `RAG_<NAME>` variable (`RAG_K`, not `RAG_RETRIEVAL__K`), `settings.k` and
+`settings.model_copy(update={"k": 5})` keep working, and a `Settings` is accepted wherever a group is.
+`settings.retrieval` (and the other properties) give one group's values.
+
+Command-line flags are generated from the fields (`add_flags`): the name (`--n-ctx` for `n_ctx`), the type
+or choices, and help from the description, the default, the bounds and the variable; the values are
+checked here, so a bad flag gets the same one-line message as a bad variable.
 
 List settings (`RAG_CORS_ORIGINS`, `RAG_ALLOWED_HOSTS`) take a JSON list or comma-separated values:
 a plain `RAG_CORS_ORIGINS=http://x` used to fail JSON decoding with a traceback on every command.
@@ -6,26 +21,38 @@ a plain `RAG_CORS_ORIGINS=http://x` used to fail JSON decoding with a traceback 
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
-from typing import Annotated, Literal
+from types import UnionType
+from typing import Annotated, Iterable, Literal, TypeVar, Union, get_args, get_origin
 
-from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from rag.errors import SettingsError
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore", validate_assignment=True)
+class _Group(BaseModel):
+    """One concern's settings; built with no arguments, the production defaults (no environment is read)."""
+
+    model_config = ConfigDict(validate_assignment=True)
     _from_flags: frozenset[str] = PrivateAttr(default_factory=frozenset)  # fields given on the command line
 
-    # --- corpus and index -------------------------------------------------
-    seeds_dir: Path = Field(Path("seeds"), description="Folder of .txt/.md documents to answer from.")
-    index_dir: Path = Field(Path("index"), description="Folder holding the FAISS index and its manifest.")
-    prompts_dir: Path | None = Field(
-        None, description="Folder of prompt and grammar templates; defaults to the packaged ones (prompts/)."
+    def name_of(self, field: str) -> str:
+        """What the user typed to set `field`: its flag (`--model-path`) if it came from the command line,
+        else its variable (`RAG_MODEL_PATH`), so a message about a value names where to change it."""
+        return flag_name(field) if field in self._from_flags else "RAG_" + field.upper()
+
+
+class IndexSettings(_Group):
+    """The documents, how they are cut into passages and embedded, and where the index is kept."""
+
+    seeds_dir: Path = Field(
+        Path("seeds"), description="Folder of the documents to answer from (.txt, .md, .html, .pdf, .docx)."
     )
+    index_dir: Path = Field(Path("index"), description="Folder holding the FAISS index and its manifest.")
     embedder_path: Path | None = Field(
         None, description="sentence-transformers model folder; defaults to the bundled all-MiniLM-L6-v2."
     )
@@ -41,7 +68,16 @@ class Settings(BaseSettings):
         0, ge=0, le=4000, description="Characters of trailing sentences repeated at the start of the next chunk."
     )
 
-    # --- retrieval ----------------------------------------------------------
+    @model_validator(mode="after")
+    def _overlap_below_size(self):
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError("chunk_overlap must be smaller than chunk_size")
+        return self
+
+
+class RetrievalSettings(_Group):
+    """Hybrid search: how many passages, and how the dense and BM25 rankings are fused."""
+
     k: int = Field(3, ge=1, le=50, description="Passages returned by search and shown to the model.")
     candidates: int = Field(20, ge=1, le=500, description="Candidates taken from each retriever before fusion.")
     rrf_k: int = Field(60, ge=1, le=1000, description="Reciprocal rank fusion constant.")
@@ -51,28 +87,19 @@ class Settings(BaseSettings):
         2000, ge=10, le=100_000, description="Longer queries are truncated to this many characters (with a warning)."
     )
 
-    # --- generation -----------------------------------------------------------
+
+class GenerationSettings(_Group):
+    """The model that writes the reply: llama.cpp in-process, or an OpenAI-compatible server (RAG_LLM_URL)."""
+
     model: Literal["smollm2", "gemma3"] = Field(
         "smollm2", description="Bundled model to use when model_path is not set."
     )
     model_path: Path | None = Field(None, description="Any GGUF file; overrides `model`.")
-    mode: Literal["auto", "extractive", "generative"] = Field(
-        "auto", description="extractive copies a span (small models); generative writes cited sentences."
-    )
     n_ctx: int = Field(2048, ge=256, le=131072, description="llama.cpp context size in tokens.")
     n_threads: int | None = Field(None, ge=1, le=256, description="CPU threads for llama.cpp (default: all cores).")
     n_gpu_layers: int = Field(0, ge=-1, le=1000, description="Layers offloaded to a GPU (-1 = all).")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature; 0 is deterministic.")
     seed: int = Field(1234, ge=0, description="Sampling seed.")
-    max_answer_tokens: int = Field(
-        24, ge=4, le=4096, description="Upper bound on generated tokens in extractive mode (a short span)."
-    )
-    max_generative_tokens: int = Field(
-        200, ge=16, le=8192, description="Upper bound on generated tokens in generative mode (cited sentences)."
-    )
-    prompt_token_budget: int = Field(
-        1200, ge=128, le=120000, description="Passages are trimmed so the prompt stays within this many tokens."
-    )
 
     # --- remote generation server (rag/generation_remote.py) -------------------------------
     llm_url: str | None = Field(
@@ -104,6 +131,29 @@ class Settings(BaseSettings):
         "grammar",
         description="How the GBNF grammar is sent: `grammar` (llama.cpp servers), `structured_outputs` (vLLM >= "
         "0.10.2), `guided_grammar` (older vLLM), `off` (not sent; the span check still refuses what does not parse).",
+    )
+
+
+class AnsweringSettings(_Group):
+    """How a reply is asked for, checked and decided: the answer mode, the prompt and token budgets, the
+    fitted decisions, the span reader and the refusal thresholds."""
+
+    mode: Literal["auto", "extractive", "generative"] = Field(
+        "auto",
+        description="extractive copies a span (small models); generative writes cited sentences; auto: extractive "
+        "for models under 1B parameters, generative from 1B.",
+    )
+    prompts_dir: Path | None = Field(
+        None, description="Folder of prompt and grammar templates; defaults to the packaged ones (prompts/)."
+    )
+    max_answer_tokens: int = Field(
+        24, ge=4, le=4096, description="Upper bound on generated tokens in extractive mode (a short span)."
+    )
+    max_generative_tokens: int = Field(
+        200, ge=16, le=8192, description="Upper bound on generated tokens in generative mode (cited sentences)."
+    )
+    prompt_token_budget: int = Field(
+        1200, ge=128, le=120000, description="Passages are trimmed so the prompt stays within this many tokens."
     )
 
     # --- answering decisions -----------------------------------------------------
@@ -158,11 +208,16 @@ class Settings(BaseSettings):
     min_relevance: float = Field(
         0.15, ge=-1.0, le=1.0, description="Below this best passage cosine the question is off-topic and refused."
     )
-    refusal_text: str = Field("The documents don't say.", min_length=1, max_length=500)
+    refusal_text: str = Field(
+        "The documents don't say.", min_length=1, max_length=500, description="The answer given when refusing."
+    )
 
-    # --- server -------------------------------------------------------------------
+
+class ServerSettings(_Group):
+    """`rag serve`: where it listens, who may call it, and the limits on what it accepts."""
+
     host: str = Field("127.0.0.1", description="Address rag serve binds to.")
-    port: int = Field(8000, ge=1, le=65535)
+    port: int = Field(8000, ge=1, le=65535, description="Port rag serve listens on.")
     api_token: str | None = Field(
         None,
         max_length=4096,
@@ -220,20 +275,128 @@ class Settings(BaseSettings):
             )
         return value
 
-    @model_validator(mode="after")
-    def _overlap_below_size(self) -> "Settings":
-        if self.chunk_overlap >= self.chunk_size:
-            raise ValueError("chunk_overlap must be smaller than chunk_size")
-        return self
 
-    def name_of(self, field: str) -> str:
-        """What the user typed to set `field`: its flag (`--model-path`) if it came from the command line,
-        else its variable (`RAG_MODEL_PATH`), so a message about a value names where to change it."""
-        return flag_name(field) if field in self._from_flags else "RAG_" + field.upper()
+Group = TypeVar("Group", bound=_Group)
+
+
+class Settings(IndexSettings, RetrievalSettings, GenerationSettings, AnsweringSettings, ServerSettings, BaseSettings):
+    """Every group in one object, each field read from `RAG_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore", validate_assignment=True)
+
+    @property
+    def index(self) -> IndexSettings:
+        return self._group(IndexSettings)
+
+    @property
+    def retrieval(self) -> RetrievalSettings:
+        return self._group(RetrievalSettings)
+
+    @property
+    def generation(self) -> GenerationSettings:
+        return self._group(GenerationSettings)
+
+    @property
+    def answering(self) -> AnsweringSettings:
+        return self._group(AnsweringSettings)
+
+    @property
+    def server(self) -> ServerSettings:
+        return self._group(ServerSettings)
+
+    def _group(self, cls: type[Group]) -> Group:
+        """This object's values of one group (already validated), remembering which came from flags."""
+        group = cls.model_construct(**{name: getattr(self, name) for name in cls.model_fields})
+        group._from_flags = frozenset(cls.model_fields) & self._from_flags
+        return group
+
+
+GROUPS: dict[str, type[_Group]] = {
+    "index": IndexSettings,
+    "retrieval": RetrievalSettings,
+    "generation": GenerationSettings,
+    "answering": AnsweringSettings,
+    "server": ServerSettings,
+}
+ENV_ONLY = frozenset({"api_token", "llm_api_key"})  # secrets get no flag: a flag shows in `ps` and shell history
+FLAGS_GIVEN = "settings_flags"  # the namespace attribute listing the fields `add_flags` made flags for
 
 
 def flag_name(field: str) -> str:
     return "--" + field.replace("_", "-")
+
+
+def add_flags(parser: argparse.ArgumentParser, groups: Iterable[str]) -> None:
+    """A flag for every field of the named groups (`GROUPS`), one help section per group.
+
+    A flag the command already defines keeps the command's meaning (`rag eval --seed` samples questions);
+    such a field stays settable by its variable. Values are not checked here but by `build_settings`, so a
+    bad flag gets the same one-line message as a bad variable, naming the flag.
+    """
+    made = list(parser.get_default(FLAGS_GIVEN) or ())
+    taken = {a.dest for a in parser._actions}  # noqa: SLF001 - argparse has no public list of its actions
+    for name in groups:
+        cls = GROUPS[name]
+        section = parser.add_argument_group(f"{name} settings", " ".join((cls.__doc__ or "").split()))
+        for field, info in cls.model_fields.items():
+            flag = flag_name(field)
+            if field in ENV_ONLY or field in taken or flag in parser._option_string_actions:  # noqa: SLF001
+                continue
+            section.add_argument(flag, dest=field, default=None, help=_flag_help(field, info), **_flag_kind(info))
+            made.append(field)
+            taken.add(field)
+    parser.set_defaults(**{FLAGS_GIVEN: tuple(made)})
+
+
+def flag_values(args: argparse.Namespace) -> dict:
+    """The settings flags of a parsed command line, by field (None: not given)."""
+    return {field: getattr(args, field) for field in getattr(args, FLAGS_GIVEN, ())}
+
+
+def _flag_kind(info: FieldInfo) -> dict:
+    """argparse's type, choices or action for a field; lists and paths stay text (the validators read them)."""
+    kind = info.annotation
+    if get_origin(kind) in (Union, UnionType):
+        kind = next(a for a in get_args(kind) if a is not type(None))
+    if get_origin(kind) is Literal:
+        return {"choices": list(get_args(kind))}
+    if kind is bool:
+        return {"action": argparse.BooleanOptionalAction}
+    if kind is int:
+        return {"type": int, "metavar": "N"}
+    if kind is float:
+        return {"type": float, "metavar": "X"}
+    if kind is Path:
+        return {"metavar": "PATH"}
+    if get_origin(kind) is list:
+        return {"metavar": "A,B"}
+    return {"metavar": "TEXT"}
+
+
+def _flag_help(field: str, info: FieldInfo) -> str:
+    """The description, then the variable, the default and the bounds: `… [RAG_K; default 3; 1 to 50]`."""
+    facts = ["RAG_" + field.upper()]
+    default = info.get_default(call_default_factory=True)
+    if isinstance(default, bool):
+        facts.append(f"default {str(default).lower()}")
+    elif isinstance(default, list):
+        facts.append(f"default {','.join(default)}" if default else "default none")
+    elif isinstance(default, str) and " " in default:
+        facts.append(f'default "{default}"')
+    elif default is not None:
+        facts.append(f"default {default}")
+    low = high = None
+    for bound in info.metadata:
+        low = getattr(bound, "ge", low)
+        high = getattr(bound, "le", high)
+    if low is not None and high is not None:
+        facts.append(f"{low} to {high}")
+    elif low is not None:
+        facts.append(f"at least {low}")
+    elif high is not None:
+        facts.append(f"at most {high}")
+    text = f"{info.description or ''} [{'; '.join(facts)}]".strip()
+    return text.replace("%", "%%")  # argparse formats help with %
 
 
 def build_settings(overrides: dict | None = None, **defaults) -> Settings:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from rag import contract
 from rag.answer_types import extend_typed, find_typed, has_type
@@ -35,6 +35,9 @@ from rag.question import Question
 from rag.refusal import NO_CLEAR_ANSWER, RefusalPolicy, Signals, assess
 from rag.spans import tidy
 from rag.text import stem, words
+
+if TYPE_CHECKING:
+    from rag.settings import AnsweringSettings
 
 
 @dataclass
@@ -128,8 +131,9 @@ class _Prompting:
 
 
 class Extractive(_Prompting):
-    """`model` (rag/fitted.py) ranks the sentences and decides to answer; without it the hand-set weights
-    and rules do. `candidates` sentences (best first, one per passage) are shown and open to the grammar."""
+    """`model` (rag/fitted.py) ranks the sentences and decides to answer; without it (None) the hand-set
+    weights and rules do. `candidate_sentences` sentences (best first, one per passage) are shown and open
+    to the grammar; the settings are the answering group's (`AnsweringSettings()`: production's)."""
 
     mode = "extractive"
 
@@ -137,17 +141,15 @@ class Extractive(_Prompting):
         self,
         templates: Templates,
         policy: RefusalPolicy,
-        max_tokens: int,
         embedder: Embedder,
-        model: AnsweringModel | None = None,
-        candidates: int = 1,
-        tidy_spans: bool = False,
+        answering: AnsweringSettings,
+        model: AnsweringModel | None,
     ):
-        super().__init__(templates, policy, max_tokens)
+        super().__init__(templates, policy, answering.max_answer_tokens)
         self.embedder = embedder
         self.model = model
-        self.candidates = candidates
-        self.tidy_spans = tidy_spans
+        self.candidates = answering.candidate_sentences
+        self.tidy_spans = answering.tidy_spans
 
     def plan(self, question: Question, numbered: list[Numbered], reading: object | None = None) -> Plan | None:
         ranked = select_sentences(question, numbered, self.embedder, self.model.selector if self.model else None)
@@ -240,6 +242,9 @@ class Extractive(_Prompting):
 
 class Generative(_Prompting):
     mode = "generative"
+
+    def __init__(self, templates: Templates, policy: RefusalPolicy, answering: AnsweringSettings):
+        super().__init__(templates, policy, answering.max_generative_tokens)
 
     def plan(self, question: Question, numbered: list[Numbered], reading: object | None = None) -> Plan | None:
         numbers = [item.n for item in numbered]

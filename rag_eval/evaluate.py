@@ -138,7 +138,6 @@ def compare_command(paths: list[Path]) -> int:
 def add_arguments(parser) -> None:
     parser.add_argument("--questions", type=Path, help=f"questions JSONL (default {DEFAULT_QUESTIONS})")
     parser.add_argument("--out", type=Path, help=f"output folder (default {RUNS_DIR}/<time>-<model>)")
-    parser.add_argument("--k", type=int, help="passages retrieved and shown to the model")
     parser.add_argument(
         "--min", dest="minimums", action="append", default=[], type=threshold_type(True), metavar="METRIC=VALUE",
         help="exit 1 if this overall metric is below VALUE (repeatable); metrics: " + ", ".join(METRICS),
@@ -176,7 +175,9 @@ def run_command(args) -> int:
         from rag_eval import squad
 
         out = args.out or RUNS_DIR / f"{datetime.now():%Y%m%d-%H%M%S}-squad"
-        overrides = {k: v for k, v in vars(args).items() if k not in ("seeds_dir", "index_dir")}
+        from rag.settings import flag_values
+
+        overrides = {k: v for k, v in flag_values(args).items() if k not in ("seeds_dir", "index_dir")}
 
         def squad_progress(items):
             return tqdm(items, desc="squad", unit="q", file=sys.stderr, disable=args.quiet)
@@ -185,12 +186,12 @@ def run_command(args) -> int:
 
     from rag.errors import EvalSetError
     from rag.pipeline import Pipeline
-    from rag.settings import build_settings
+    from rag.settings import build_settings, flag_values
     from rag_eval.questions import load_questions
 
     questions_path = args.questions or DEFAULT_QUESTIONS
     questions = load_questions(questions_path)  # before the model load: a typo should fail in a second
-    settings = build_settings(vars(args))
+    settings = build_settings(flag_values(args))
     out_dir = args.out or default_out_dir(settings)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)

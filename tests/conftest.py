@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.settings import Settings
+from rag.settings import IndexSettings, Settings
 
 from .support.fakes import KeywordEmbedder
 
@@ -39,14 +39,14 @@ def settings(tmp_path, corpus):
 def real_embedder():
     from rag.embedding import SentenceTransformerEmbedder
 
-    return SentenceTransformerEmbedder()
+    return SentenceTransformerEmbedder(IndexSettings())
 
 
 @pytest.fixture(scope="session")
 def real_generator():
     from rag.generation import LlamaGenerator
 
-    return LlamaGenerator(Settings())
+    return LlamaGenerator(Settings().generation)
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,10 @@ from rag.errors import TemplateError
 from rag.fitted import AnsweringModel, Logistic
 from rag.question import analyse
 from rag.refusal import RefusalPolicy, assess
+from rag.settings import AnsweringSettings
 
 SENTENCE = "Brad Smith met China's Minister of Commerce, Wang Wentao, on Wednesday, December 6, 2023."
-POLICY = RefusalPolicy()
+POLICY = RefusalPolicy.of(AnsweringSettings())  # the production thresholds
 
 
 @pytest.mark.parametrize(

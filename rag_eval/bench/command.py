@@ -179,9 +179,9 @@ def add_arguments(parser) -> None:
 
 
 def run_command(args) -> int:
-    from rag.settings import build_settings
+    from rag.settings import build_settings, flag_values
 
-    settings = build_settings(vars(args))
+    settings = build_settings(flag_values(args))
     out = args.out or default_out()
     results = run_bench(settings, QUICK if args.quick else FULL, quick=args.quick)
     write_report(results, out)
