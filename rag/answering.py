@@ -2,12 +2,14 @@
 
 The orchestrator is short on purpose: retrieve → fit the prompt budget → plan (the mode's strategy:
 rag/strategies.py) → generate → finish (map the reply to exact spans, measure the signals) →
-decide (rag/refusal.py). `prepare` is the public hook for everything before generation, so the
-benchmark measures exactly what the pipeline sends to the model.
+decide (rag/refusal.py) → the contract, with the decider's confidence and the confidence floor
+(`_answer`, the one place both are applied). `prepare` is the public hook for everything before
+generation, so the benchmark measures exactly what the pipeline sends to the model.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -17,7 +19,7 @@ from rag.citations import Numbered, number_passages
 from rag.errors import QueryError
 from rag.generation import Generator
 from rag.question import Question, analyse
-from rag.refusal import RefusalPolicy
+from rag.refusal import NOT_SURE, RefusalPolicy
 from rag.retrieval import Passage, Retriever
 from rag.strategies import Outcome, Plan, Strategy
 
@@ -175,18 +177,40 @@ class Answerer:
         yield contract.AnswerEvent(answer=answer)
 
     def _answer(self, question: Question, outcome: Outcome, raw: str, shown: list) -> contract.Answer:
-        refused = outcome.reason is not None
+        """The contract for one outcome: the one place an answer gets its confidence and meets the floor.
+
+        `p_answer` is the probability the engine's decider gives that its answer is right (in the signals,
+        when one measured it); a refusal's confidence is that refusing is right, 1 - p_answer. An answer under
+        the policy's confidence floor is refused as not sure, and kept as the best guess with its evidence."""
+        p = _probability(outcome.signals.extra.get("p_answer") if outcome.signals else None)
+        refused, reason, guess = outcome.reason is not None, outcome.reason, None
+        citations = [c.to_contract() for c in outcome.citations]
+        if not refused and self.policy.below_floor(p):
+            guess = contract.BestGuess(answer=outcome.answer, confidence=p, citations=citations,
+                                       evidence=outcome.evidence)  # fmt: skip
+            refused, reason = True, NOT_SURE
         return contract.Answer(
             question=question.text,
             answer=self.policy.refusal_text if refused else outcome.answer,
             refused=refused,
-            citations=[] if refused else [c.to_contract() for c in outcome.citations],
+            citations=[] if refused else citations,
             evidence=outcome.evidence,
             model=self.model_name,
             mode=self.mode,
-            reason=outcome.reason,
+            reason=reason,
             signals=outcome.signals.to_dict() if outcome.signals else None,
             raw=raw,
             dropped=outcome.dropped,
             passages=shown,
+            confidence=None if p is None else round(1.0 - p if refused else p, 4),
+            best_guess=guess,
         )
+
+
+def _probability(value) -> float | None:
+    """A decider's probability as a float in [0, 1], or None when there is none (or it is not a number)."""
+    try:
+        p = float(value)
+    except (TypeError, ValueError):
+        return None
+    return min(1.0, max(0.0, p)) if math.isfinite(p) else None

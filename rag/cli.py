@@ -139,14 +139,23 @@ def cmd_search(args) -> int:
 
 
 def format_answer(answer) -> str:
-    """Human output: the answer, then each cited source with the cited span marked."""
-    lines = [answer.answer]
-    if answer.refused and answer.reason:
+    """Human output: the answer with its confidence in words, then each cited source with the cited span marked.
+
+    An answer the confidence floor withheld reads "The documents don't say for sure; closest: <the guess>",
+    and the guess's evidence and sources follow, as an answer's would."""
+    from rag.contract import confidence_words
+
+    guess = answer.best_guess
+    shown = guess or answer
+    head = f"{answer.reason}; closest: {guess.answer}" if guess is not None else answer.answer
+    word = confidence_words(shown.confidence)
+    lines = [f"{head}  ({word})" if word else head]
+    if answer.refused and answer.reason and guess is None:
         lines.append(f"  (refused: {answer.reason})")
-    if not answer.refused:
-        for e in answer.evidence:
+    if not answer.refused or guess is not None:
+        for e in shown.evidence:
             lines.append(f"  evidence [{e.n}]: {e.text}")
-    for c in answer.citations:
+    for c in shown.citations:
         rel_start, rel_end = c.start - c.passage_start, c.end - c.passage_start
         marked = c.text[:rel_start] + "⟦" + c.text[rel_start:rel_end] + "⟧" + c.text[rel_end:]
         lines.append(f"  [{c.n}] {c.source} (chars {c.start}-{c.end}): {marked}")

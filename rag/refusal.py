@@ -7,7 +7,9 @@ similar as answerable ones, so refusal is decided from checks a reader could rep
 - support: most of the question's content words (or close synonyms) must appear near the answer;
 - echo: an answer made only of the question's own words says nothing;
 - relevance: the best passage must be at least loosely about the question.
-`RefusalPolicy` owns the thresholds and the verdict; `assess` measures the signals.
+`RefusalPolicy` owns the thresholds and the verdict; `assess` measures the signals. It also holds the
+confidence floor: an answer the decider gives but is not sure enough of is withheld ("The documents don't
+say for sure") and shown only as a best guess, for users who would rather have fewer, surer answers.
 """
 
 from __future__ import annotations
@@ -67,6 +69,11 @@ class RefusalPolicy:
     min_support: float
     min_relevance: float
     refusal_text: str
+    confidence_floor: float  # withhold answers whose P(right answer) is below this; 0: never
+
+    def below_floor(self, confidence: float | None) -> bool:
+        """Is an answer of this confidence withheld as a best guess? Never without a confidence."""
+        return confidence is not None and confidence < self.confidence_floor
 
     @classmethod
     def of(cls, answering: AnsweringSettings) -> "RefusalPolicy":
@@ -109,6 +116,7 @@ class RefusalPolicy:
 
 
 OFF_TOPIC = "The passages are about other things"
+NOT_SURE = "The documents don't say for sure"  # the confidence floor withheld the answer
 NO_CLEAR_ANSWER = "No sentence in the passages clearly answers this question"
 
 KIND_WORDS = {

@@ -166,6 +166,14 @@ class AnsweringSettings(_Group):
     answer_threshold: float | None = Field(
         None, ge=0.0, le=1.0, description="Refuse below this P(right answer); default: the fitted model's threshold."
     )
+    confidence_floor: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="An answer whose confidence (the decider's P(right answer)) is below this is shown as a refusal, "
+        "\"The documents don't say for sure\", with the answer as the closest guess and its evidence under it; "
+        "0 (the default) never withholds an answer.",
+    )
     tidy_spans: bool = Field(
         True,
         description="Cut a copied answer at the first clause break and drop words that only repeat the question "
