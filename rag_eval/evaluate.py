@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from rag_eval import DEFAULT_QUESTIONS, RUNS_DIR
+from rag_eval.asking import ask_each
 from rag_eval.judging import judge
-from rag_eval.metrics import METRICS, check_thresholds, compute_metrics, metrics_by_category
+from rag_eval.metrics import METRICS, check_thresholds, metrics_by_category, metrics_of
 from rag_eval.report import load_run, overall_table, render_comparison, write_outputs
 
 EXIT_GATE = 1  # a --min/--max threshold was not met (usage errors exit 2 through rag.cli)
@@ -26,16 +27,18 @@ EXIT_GATE = 1  # a --min/--max threshold was not met (usage errors exit 2 throug
 
 # --- running -------------------------------------------------------------------------------------------------------
 def ask_all(pipeline, questions, k: int, progress: Callable[[Iterable], Iterable] = iter) -> list[dict]:
-    """Ask every question through the one loaded pipeline and judge each answer as it comes."""
+    """Ask every question through the one loaded pipeline and judge each answer as it comes.
+
+    A question the pipeline rejects (a RagError) is recorded with its `error` and no judgement, and the run
+    goes on (rag_eval.asking: the one error policy of both harnesses).
+    """
     from rag.sources import SourceTexts
 
     read_source = SourceTexts(pipeline.settings.seeds_dir, pipeline.settings.index_dir)
     records = []
-    for q in progress(questions):
-        t0 = time.perf_counter()
-        answer = pipeline.ask(q.question, k)
-        seconds = time.perf_counter() - t0
-        raw = answer.to_dict()
+    for asked in ask_each(pipeline, questions, k, progress):
+        q, answer = asked.question, asked.answer
+        raw = answer.to_dict() if answer is not None else None
         records.append(
             {
                 "id": q.id,
@@ -45,9 +48,10 @@ def ask_all(pipeline, questions, k: int, progress: Callable[[Iterable], Iterable
                 "expected": q.answers,
                 "evidence": q.evidence,
                 "forbidden": q.forbidden,
-                "retrieved": [p.chunk_id for p in answer.passages],
+                "retrieved": [p.chunk_id for p in answer.passages] if answer is not None else [],
                 "answer": raw,
-                "judgement": judge(q, raw, answer.passages, seconds, read_source),
+                "judgement": judge(q, raw, answer.passages, asked.seconds, read_source) if raw is not None else None,
+                "error": asked.error,
             }
         )
     return records
@@ -95,7 +99,7 @@ def run_eval(pipeline, questions, k: int, questions_path: Path, progress=iter) -
     return {
         "config": config,
         "metrics": {
-            "overall": compute_metrics([r["judgement"] for r in records], k),
+            "overall": metrics_of(records, k),
             "by_category": metrics_by_category(records, k),
         },
         "questions": records,

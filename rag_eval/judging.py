@@ -2,17 +2,20 @@
 
 Answers are the JSON shape of the answer contract (rag.contract); passages are the answer's (`.text`) or
 search results (`.chunk.text`). Citations are checked against `read_source(doc_id)`, in practice
-`rag.sources.SourceTexts` (the file, or the text the index extracted from a PDF/HTML/DOCX). Standard
-library only at module level (the CLI imports the eval command to build its parser).
+`rag.sources.SourceTexts` (the file, or the text the index extracted from a PDF/HTML/DOCX). Text is
+compared as the SQuAD harness compares it, through the official SQuAD v2 normaliser (rag_eval.matching),
+with the `[n]` markers taken out first (rag.markers). Standard library only at module level (the CLI
+imports the eval command to build its parser).
 """
 
 from __future__ import annotations
 
-import re
 import statistics
-import unicodedata
-from collections import Counter
 from typing import Callable
+
+from rag.markers import MARKER as _MARKER
+from rag.markers import strip_markers
+from rag_eval.matching import contains_phrase, normalize_answer, token_f1
 
 REASONS = (
     "retrieval_miss",
@@ -23,48 +26,16 @@ REASONS = (
     "false_refusal",
     "missed_refusal",
     "forbidden_value",
+    "error",  # the pipeline rejected the question (rag_eval.asking); no answer to judge
 )
-
-from rag.markers import MARKER as _MARKER  # noqa: E402 - the one home of the [n] format
-_PUNCT = re.compile(r"[^\w\s]|_")
-_ARTICLES = re.compile(r"\b(?:a|an|the)\b")
+__all__ = ["REASONS", "contains_phrase", "normalize_answer", "strip_markers", "token_f1"]  # re-exported here
 
 
 # --- text matching ---------------------------------------------------------------------------------------
-def normalize(text: str) -> str:
-    """SQuAD-style: lower-case, punctuation and articles to spaces, whitespace collapsed.
-
-    Punctuation becomes a space rather than vanishing so "OpenAI's" still holds the word "openai".
-    """
-    text = _PUNCT.sub(" ", unicodedata.normalize("NFKC", text).lower())
-    return " ".join(_ARTICLES.sub(" ", text).split())
-
-
-def strip_markers(text: str) -> str:
-    """The answer as a reader sees it, without "[1]" markers (whose digits could match a numeric alias)."""
-    return _MARKER.sub(" ", text)
-
-
-def contains_phrase(text: str, phrase: str) -> bool:
-    """Whole-word containment after normalization, so the alias "10" does not match inside "2010"."""
-    needle = normalize(phrase)
-    return bool(needle) and f" {needle} " in f" {normalize(text)} "
-
-
 def missing_parts(answer_text: str, parts: list[list[str]]) -> list[list[str]]:
     """The answer parts none of whose aliases appear in the answer (empty: the answer is correct)."""
     text = strip_markers(answer_text)
     return [part for part in parts if not any(contains_phrase(text, alias) for alias in part)]
-
-
-def token_f1(prediction: str, truth: str) -> float:
-    """SQuAD token F1: harmonic mean of token precision and recall over the normalized bags of words."""
-    pred, gold = normalize(prediction).split(), normalize(truth).split()
-    common = sum((Counter(pred) & Counter(gold)).values())
-    if common == 0:
-        return 0.0
-    precision, recall = common / len(pred), common / len(gold)
-    return 2 * precision * recall / (precision + recall)
 
 
 def answer_f1(answer_text: str, parts: list[list[str]]) -> float:

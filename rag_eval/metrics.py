@@ -26,6 +26,7 @@ METRICS: dict[str, tuple[str, bool, str]] = {
     "truthfulness": ("truthfulness (CRAG)", True, "all"),
     "forbidden_rate": ("forbidden-value rate", False, "with forbidden values"),
     "ece": ("expected calibration error", False, "with a confidence"),
+    "error_rate": ("error rate", False, "all"),
     "median_seconds": ("median s/question", False, "all"),
     "p95_seconds": ("p95 s/question", False, "all"),
 }
@@ -63,9 +64,12 @@ def calibration_metric(judgements: list[dict]) -> dict:
     return {"value": c["ece"], "n": c["n"], "ci": None, "without": len(judgements) - len(stated), "bins": c["bins"]}
 
 
-def compute_metrics(judgements: list[dict], k: int) -> dict:
+def compute_metrics(judgements: list[dict], k: int, errors: int = 0) -> dict:
     """Every metric over the right questions: answer and retrieval metrics over answerable ones, refusal recall
-    over unanswerable ones, refusal precision over refusals, citation metrics over the answers given."""
+    over unanswerable ones, refusal precision over refusals, citation metrics over the answers given.
+
+    `errors` questions the pipeline rejected (rag_eval.asking) have no judgement: they are not scored, only
+    counted in `error_rate` (over all questions asked)."""
     answerable = [j for j in judgements if j["answerable"]]
     unanswerable = [j for j in judgements if not j["answerable"]]
     refused = [j for j in judgements if j["refused"]]
@@ -93,16 +97,23 @@ def compute_metrics(judgements: list[dict], k: int) -> dict:
         "truthfulness": mean([j["truthfulness"] for j in judgements]),
         "forbidden_rate": share(guarded, lambda j: bool(j["forbidden_found"])),
         "ece": calibration_metric(judgements),
+        "error_rate": proportion(errors, len(judgements) + errors),
         "median_seconds": {"value": statistics.median(seconds) if seconds else None, "n": len(seconds), "ci": None},
         "p95_seconds": {"value": percentile(seconds, 95) if seconds else None, "n": len(seconds), "ci": None},
     }
 
 
+def metrics_of(records: list[dict], k: int) -> dict:
+    """compute_metrics over `rag eval` records: the judged ones scored, the error ones counted."""
+    judged = [r["judgement"] for r in records if r.get("error") is None]
+    return compute_metrics(judged, k, errors=len(records) - len(judged))
+
+
 def metrics_by_category(records: list[dict], k: int) -> dict:
     groups: dict[str, list[dict]] = defaultdict(list)
     for r in records:
-        groups[r["category"]].append(r["judgement"])
-    return {category: compute_metrics(js, k) for category, js in groups.items()}
+        groups[r["category"]].append(r)
+    return {category: metrics_of(rs, k) for category, rs in groups.items()}
 
 
 def check_thresholds(overall: dict, minimums: list, maximums: list) -> list[str]:

@@ -4,6 +4,10 @@ The calibration section and its reliability chart (stated confidence against mea
 bin) are here because a confidence shown to users is only worth showing if "sure" answers are right as
 often as they claim; the questions are held out from everything the decider was fitted on.
 
+The SQuAD report (rag_eval.squad.report) is built from the same pieces: `md_cell`, the reliability
+table and chart, and `write_bar_chart`, so the two harnesses' outputs read and look alike. Questions the
+pipeline rejected are failures of their own ("error", rag_eval.asking) and counted in `error_rate`.
+
 Standard library only at module level (matplotlib is imported by the chart writers).
 """
 
@@ -67,11 +71,14 @@ def category_table(results: dict) -> str:
 
 
 def failure_rows(results: dict) -> list[dict]:
-    return [
-        {"id": r["id"], "category": r["category"], **failure}
-        for r in results["questions"]
-        for failure in r["judgement"]["failures"]
-    ]
+    """Every failure of every question; a question the pipeline rejected is one failure, "error"."""
+    rows = []
+    for r in results["questions"]:
+        if r.get("error") is not None:
+            rows.append({"id": r["id"], "category": r["category"], "reason": "error", "detail": r["error"]})
+            continue
+        rows += [{"id": r["id"], "category": r["category"], **failure} for failure in r["judgement"]["failures"]]
+    return rows
 
 
 def failures_section(results: dict) -> str:
@@ -81,7 +88,7 @@ def failures_section(results: dict) -> str:
     counts = Counter(f["reason"] for f in failures)
     summary = ", ".join(f"{reason} {counts[reason]}" for reason in REASONS if counts[reason])
     rows = ["| id | category | reason | answer | detail |", "| --- | --- | --- | --- | --- |"]
-    answers = {r["id"]: r["answer"]["answer"] for r in results["questions"]}
+    answers = {r["id"]: (r["answer"] or {}).get("answer") or "" for r in results["questions"]}
     for f in failures:
         rows.append(
             f"| {f['id']} | {md_cell(f['category'])} | {f['reason']} | {md_cell(answers[f['id']], 80)} "
@@ -96,19 +103,21 @@ def calibration_section(results: dict, chart: str | None = None) -> str:
     if not ece or not ece["n"]:
         left = f" ({ece['without']} questions)" if ece else ""
         return f"No answer stated a confidence{left}: nothing to calibrate."
-    lines = [
+    lead = (
         f"Expected calibration error **{ece['value']:.3f}** over {ece['n']} questions with a confidence "
         f"({ece['without']} without one are left out; 10 equal-width bins, weighted by their answers). "
         "An answer counts as right when it is correct with no forbidden value, a refusal when the question is "
-        "unanswerable." + (f" Chart: `{chart}`." if chart else ""),
-        "",
-        "| confidence | answers | mean confidence | accuracy |",
-        "| --- | ---: | ---: | ---: |",
-    ]
-    for b in ece["bins"]:
-        if b["n"]:
-            lines.append(f"| {b['lo']:.1f}–{b['hi']:.1f} | {b['n']} | {b['confidence']:.3f} | {b['accuracy']:.3f} |")
-    return "\n".join(lines)
+        "unanswerable." + (f" Chart: `{chart}`." if chart else "")
+    )
+    return lead + "\n\n" + reliability_table(ece["bins"])
+
+
+def reliability_table(bins: list[dict]) -> str:
+    """The bins of rag_eval.stats.calibration that hold answers, as a markdown table."""
+    rows = ["| confidence | answers | mean confidence | accuracy |", "| --- | ---: | ---: | ---: |"]
+    rows += [f"| {b['lo']:.1f}–{b['hi']:.1f} | {b['n']} | {b['confidence']:.3f} | {b['accuracy']:.3f} |"
+             for b in bins if b["n"]]  # fmt: skip
+    return "\n".join(rows)
 
 
 def write_reliability_chart(calibration: dict, path: Path | str, title: str) -> None:
@@ -149,6 +158,11 @@ def model_id(config: dict) -> str:
     return f"sha256 `{sha[:16]}…`" if sha else f"served by `{config['model_path']}`"
 
 
+def errors_note(results: dict) -> str:
+    errors = sum(r.get("error") is not None for r in results["questions"])
+    return f", {errors} rejected by the pipeline and not scored" if errors else ""
+
+
 def render_report(results: dict) -> str:
     c = results["config"]
     return "\n\n".join(
@@ -156,7 +170,7 @@ def render_report(results: dict) -> str:
             "# rag eval report",
             f"- model: `{c['model']}` ({model_id(c)}), mode {c['mode']}\n"
             f"- embedder: `{c['embedder']}`; chunks {c['chunk_size']} chars, overlap {c['chunk_overlap']}; k = {c['k']}\n"
-            f"- questions: `{c['questions']}` ({c['n_questions']}); started {c['started']}, "
+            f"- questions: `{c['questions']}` ({c['n_questions']}{errors_note(results)}); started {c['started']}, "
             f"took {c['duration_seconds']} s",
             "## Overall\n\n"
             "Intervals are Wilson 95% intervals; ↑ higher is better, ↓ lower is better; "
@@ -170,33 +184,56 @@ def render_report(results: dict) -> str:
 
 def write_chart(results: dict, path: Path) -> None:
     """Grouped bars of the main metrics per category (Wilson intervals as error bars), overall first."""
+    k = results["config"]["k"]
+    groups = {"overall": results["metrics"]["overall"], **dict(sorted(results["metrics"]["by_category"].items()))}
+    write_bar_chart(
+        {g: {name: m[name]["value"] for name in CHART_METRICS} for g, m in groups.items()},
+        [(name, metric_label(name, k)) for name in CHART_METRICS],
+        path,
+        f"rag eval: {results['config']['model']}, k = {k}",
+        ylabel="score (truthfulness: -1..1)",
+        ylim=(-1.05, 1.1),
+        intervals={g: {name: m[name]["ci"] for name in CHART_METRICS} for g, m in groups.items()},
+    )
+
+
+def write_bar_chart(
+    groups: dict[str, dict[str, float | None]],
+    series: list[tuple[str, str]],
+    path: Path | str,
+    title: str,
+    ylabel: str = "share",
+    ylim: tuple[float, float] = (0, 1.05),
+    intervals: dict[str, dict[str, list | None]] | None = None,
+) -> None:
+    """One group of bars per key of `groups` (a category, an article), one bar per `series` (key, label);
+    a None value draws no bar; `intervals[group][key]` ([lo, hi] or None) adds an error bar."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    k = results["config"]["k"]
-    groups = {"overall": results["metrics"]["overall"], **dict(sorted(results["metrics"]["by_category"].items()))}
-    width = 0.8 / len(CHART_METRICS)
-    fig, ax = plt.subplots(figsize=(max(8, 1.4 * len(groups)), 4.5))
-    for i, name in enumerate(CHART_METRICS):
-        offset = (i - (len(CHART_METRICS) - 1) / 2) * width
-        bars = [(x + offset, m[name]) for x, m in enumerate(groups.values()) if m[name]["value"] is not None]
-        ax.bar([x for x, _ in bars], [m["value"] for _, m in bars], width, label=metric_label(name, k))
-        ranged = [(x, m) for x, m in bars if m["ci"]]  # means (truthfulness) have no interval
+    width = 0.8 / len(series)
+    fig, ax = plt.subplots(figsize=(max(8.0, 1.2 * len(groups) + 1), 4.5))
+    for i, (key, label) in enumerate(series):
+        offset = (i - (len(series) - 1) / 2) * width
+        bars = [(x + offset, g, values[key]) for x, (g, values) in enumerate(groups.items()) if values[key] is not None]
+        ax.bar([x for x, _, _ in bars], [v for _, _, v in bars], width, label=label)
+        ranged = [(x, v, ci) for x, g, v in bars if (ci := (intervals or {}).get(g, {}).get(key))]  # means: none
         if ranged:
             ax.errorbar(
-                [x for x, _ in ranged], [m["value"] for _, m in ranged], fmt="none", ecolor="black", capsize=2,
-                yerr=[[m["value"] - m["ci"][0] for _, m in ranged], [m["ci"][1] - m["value"] for _, m in ranged]],
+                [x for x, _, _ in ranged], [v for _, v, _ in ranged], fmt="none", ecolor="black", capsize=2,
+                yerr=[[v - ci[0] for _, v, ci in ranged], [ci[1] - v for _, v, ci in ranged]],
             )  # fmt: skip
-    ax.axhline(0, color="black", linewidth=0.6)
-    ax.set_xticks(range(len(groups)), list(groups), rotation=20, ha="right")
-    ax.set_ylim(-1.05, 1.1)
-    ax.set_ylabel("score (truthfulness: -1..1)")
-    ax.set_title(f"rag eval: {results['config']['model']}, k = {k}")
-    ax.legend(fontsize=8, ncol=len(CHART_METRICS), loc="lower center", bbox_to_anchor=(0.5, 1.08))
+    if ylim[0] < 0:
+        ax.axhline(0, color="black", linewidth=0.6)
+    ax.set_xticks(range(len(groups)), list(groups), rotation=20, ha="right", fontsize=8)
+    ax.set_ylim(*ylim)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8, ncol=len(series), loc="lower center", bbox_to_anchor=(0.5, 1.08))
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(Path(path), dpi=120)
     plt.close(fig)
 
 

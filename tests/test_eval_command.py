@@ -68,6 +68,38 @@ def test_outputs_hold_report_tables_and_one_failure_per_line(fake_run, tmp_path)
     ]  # fmt: skip
 
 
+def test_a_rejected_question_is_recorded_counted_and_the_run_goes_on(fake_run, tmp_path):
+    """The one error policy (rag_eval.asking), as the SQuAD runner: record the error, go on, count it."""
+    from rag.errors import QueryError
+
+    pipeline, questions, path = fake_run
+    scripted = pipeline.answer
+
+    def answer(text: str):
+        if text == "question fact02?":
+            raise QueryError("question too long")
+        return scripted(text)
+
+    pipeline.answer = answer
+    results = ev.run_eval(pipeline, questions, 2, path)
+    assert pipeline.calls == [(q.question, 2) for q in questions]  # every question asked
+    rejected = results["questions"][1]
+    assert (rejected["error"], rejected["answer"], rejected["judgement"]) == ("QueryError: question too long", None, None)
+    assert results["questions"][0]["error"] is None
+    overall = results["metrics"]["overall"]
+    assert overall["error_rate"]["value"] == 0.25 and overall["error_rate"]["n"] == 4
+    assert (overall["accuracy"]["value"], overall["accuracy"]["n"]) == (1.0, 1)  # scored without the error
+    assert results["metrics"]["by_category"]["factoid"]["error_rate"]["value"] == 0.5
+    assert mt.check_thresholds(overall, [], [("error_rate", 0.0)]) == ["error_rate = 0.250 is above the threshold 0 (--max)"]
+    paths = rp.write_outputs(results, tmp_path / "run", chart=False)
+    report = paths[1].read_text()
+    assert "1 rejected by the pipeline and not scored" in report and "| error rate ↓ | 0.250 |" in report
+    assert "| fact02 | factoid | error |  | QueryError: question too long |" in report
+    failures = [json.loads(line) for line in paths[2].read_text().splitlines()]
+    assert ("fact02", "error") in [(f["id"], f["reason"]) for f in failures]
+    assert json.loads(paths[0].read_text())["questions"][1]["error"] == "QueryError: question too long"
+
+
 def test_markdown_cells_escape_pipes_and_newlines():
     assert rp.md_cell("a | b\nc") == "a \\| b c"
 
