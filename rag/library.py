@@ -358,6 +358,7 @@ class Library:
             log.warning("could not remove the failed upload %s", entry.name, exc_info=True)
 
     def _write(self, adds: list[Entry], removals: list[Entry]) -> None:
+        from rag.ann import Layout
         from rag.index import VectorIndex, ingest
         from rag.pipeline import index_expectations
 
@@ -390,7 +391,8 @@ class Library:
         indexing = [e for e in adds if e.status == "indexing"]
         if not indexing and not removals:
             return
-        _, report = ingest(docs, Path(settings.index_dir), embedder, settings.chunk_size, settings.chunk_overlap)
+        _, report = ingest(docs, Path(settings.index_dir), embedder, settings.chunk_size, settings.chunk_overlap,
+                           layout=Layout.of(settings.index))  # fmt: skip
         log.info("documents indexed: %s", report.summary().replace("\n", "; "))
         self.on_indexed()
         with self._cond:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import replace
 from typing import Callable, Iterator
 
+from rag.ann import Layout
 from rag.answering import Answerer, Prepared
 from rag.contract import Answer, StreamEvent
 from rag.documents import Corpus, raise_empty, scan_corpus
@@ -21,6 +23,9 @@ from rag.settings import Settings
 from rag.strategies import Extractive, Generative, Strategy
 
 log = logging.getLogger(__name__)
+
+WARM_QUESTION = "What do the documents say about this?"
+WARM_PASSAGE = "The documents say what they say about this, in a sentence the reader can read."
 
 
 def load_embedder(settings: Settings, show_progress: bool = False) -> Embedder:
@@ -126,11 +131,12 @@ def run_ingest(
         progress,
         problems=corpus.problems,
         on_chunked=on_chunked,
+        layout=Layout.of(settings.index),
     )
 
 
 def load_index(settings: Settings, embedder: Embedder, warn_stale: bool = True) -> VectorIndex:
-    index = VectorIndex.load(settings.index_dir, index_expectations(settings, embedder))
+    index = VectorIndex.load(settings.index_dir, index_expectations(settings, embedder), Layout.of(settings.index))
     if warn_stale:
         try:  # hashes only: parsing every PDF again just to warn would slow every start
             stale = changed_documents(index, settings.seeds_dir)
@@ -139,6 +145,10 @@ def load_index(settings: Settings, embedder: Embedder, warn_stale: bool = True) 
         if stale:
             log.warning("index is out of date for %s; run `rag ingest` to update it", ", ".join(stale[:5]))
     return index
+
+
+def _ms(t0: float) -> float:
+    return round((time.perf_counter() - t0) * 1000, 1)
 
 
 class Pipeline:
@@ -154,6 +164,7 @@ class Pipeline:
         self.generator = generator
         self.reader = reader
         self.answerer = build_answerer(settings, self.retriever, generator, reader) if generator else None
+        self.warmed: dict[str, float] | None = None  # warm()'s step timings, once it ran
 
     @classmethod
     def load(
@@ -173,6 +184,46 @@ class Pipeline:
             if reader is None:
                 reader = load_reader(settings, generator)
         return cls(settings, embedder, index, generator, reader)
+
+    def warm(self) -> dict[str, float]:
+        """Run each model once, so the first answer costs what later ones do; the server calls this before
+        /health says ready (rag/api/service.py). Returns ms per step; runs once (later calls return those).
+
+        Why: issue 24 measured the first answer after `ready` at 2.78x the median. The fixed part of every prompt
+        (system text and worked examples, before the passages) was not in llama.cpp's KV cache yet, and the
+        embedder, BM25 and the reader ran for the first time. Steps: `search` (a query embedded and searched,
+        or only embedded on an empty index), `read` (the span reader on one short passage, when loaded),
+        `prefix` (the fixed prompt's tokens counted, then evaluated into the KV cache by a generator that can:
+        llama-cpp-python keeps the last prompt's cache and reuses its longest common token prefix, so the first
+        real prompt evaluates only what follows the examples; a remote server has no `warm` and is skipped)."""
+        if self.warmed is not None:
+            return self.warmed
+        steps: dict[str, float] = {}
+        t0 = time.perf_counter()
+        if len(self.index):
+            self.retriever.search(WARM_QUESTION, self.settings.k)
+        else:
+            self.embedder.embed([WARM_QUESTION])
+        steps["search"] = _ms(t0)
+        if self.reader is not None:
+            t0 = time.perf_counter()
+            self.reader.read(WARM_QUESTION, [WARM_PASSAGE])
+            steps["read"] = _ms(t0)
+        if self.answerer is not None:
+            t0 = time.perf_counter()
+            self.answerer.check_fits(WARM_QUESTION)  # counts the fixed prompt's tokens once
+            evaluate = getattr(self.generator, "warm", None)
+            if evaluate is not None:
+                evaluate(self.fixed_prompt())
+            steps["prefix"] = _ms(t0)
+        self.warmed = steps
+        log.info("warmed up (ms): %s", ", ".join(f"{k} {v}" for k, v in steps.items()))
+        return steps
+
+    def fixed_prompt(self) -> list[dict]:
+        """The messages every answer starts with (system, worked examples), closed by a user turn with no
+        passages: its tokens up to where the passages go are the common prefix of every real prompt."""
+        return self._answerer().strategy.messages("", [])
 
     def _answerer(self) -> Answerer:
         if self.answerer is None:

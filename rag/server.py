@@ -79,10 +79,12 @@ def bind(settings) -> socket.socket:
 
 
 def _announcing_loader(settings):
-    """The default loader, plus one line on stdout when the model is in (the log level may hide info)."""
-    from rag.api.service import load_pipeline
+    """The default loader, warmed (so the line comes when /health says ready), plus one line on stdout when
+    the model is in (the log level may hide info). The service's own warm-up then returns at once."""
+    from rag.api.service import load_pipeline, warm_up
 
     pipeline = load_pipeline(settings)
+    warm_up(pipeline)
     info = pipeline.info()
     from rag.text import counted
 

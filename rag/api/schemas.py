@@ -111,6 +111,8 @@ class Health(BaseModel):
                 {"status": "ready", "model": "SmolLM2-135M-Instruct.Q4_1.gguf", "documents": 1, "chunks": 16,
                  "mode": "extractive", "backend": "remote http://10.0.0.5:8080", "reachable": True},
                 {"status": "loading"},
+                {"status": "loading", "detail": "warming up: the fixed prompt into the model's cache, the embedder "
+                 "and reader run once"},
                 {"status": "error", "detail": "no index in index/: run `rag ingest` first"},
             ]
         }
@@ -126,7 +128,10 @@ class Health(BaseModel):
     reachable: bool | None = Field(
         None, description="Remote backend only: whether the generation server answered within 2 s just now."
     )
-    detail: str | None = Field(None, description="Why loading failed.")
+    detail: str | None = Field(
+        None, description="Why loading failed; while loading, what it is doing (warming up: the model runs once "
+        "before `ready`, so the first answer is as fast as later ones)."
+    )
 
 
 class ErrorOut(BaseModel):

@@ -48,6 +48,21 @@ BUSY_RETRY_AFTER_S = 2  # about one answer's time with the default model
 LOADING_RETRY_AFTER_S = 5
 
 
+WARMING = "warming up: the fixed prompt into the model's cache, the embedder and reader run once"
+
+
+def warm_up(pipeline) -> None:
+    """`pipeline.warm()` (rag/pipeline.py), if it has one, before the server says ready, so the first answer is
+    as fast as later ones. A failure is logged and the server serves anyway: warming only saves time."""
+    warm = getattr(pipeline, "warm", None)
+    if warm is None:
+        return
+    try:
+        warm()
+    except Exception:  # noqa: BLE001 - an answer would meet the same problem and report it to its client
+        log.warning("warm-up failed; the first answer will be slower", exc_info=True)
+
+
 def load_pipeline(settings):
     from rag.pipeline import Pipeline
 
@@ -139,6 +154,8 @@ class RagService:
         try:
             identity = manifest_identity(self.settings.index_dir)  # before loading: a write meanwhile is seen
             pipeline = loader(self.settings)
+            self.state = State("loading", detail=WARMING)
+            warm_up(pipeline)
             self.watch.mark_loaded(identity)
             self._set_ready(pipeline)
         except RagError as exc:

@@ -35,12 +35,13 @@ class Plan(NamedTuple):
     scale_sizes: tuple[int, int]  # index sizes (chunks) for retrieval latency
     concurrent_clients: int
     help_runs: int
+    ann_size: int = 1_000_000  # synthetic vectors for the HNSW recall / latency figures (rag_eval/bench/ann.py)
 
 
 FULL = Plan(questions=10, retrieval_queries=60, ingest_chunks=2000, scale_sizes=(10_000, 100_000),
-            concurrent_clients=4, help_runs=3)  # fmt: skip
+            concurrent_clients=4, help_runs=3, ann_size=1_000_000)  # fmt: skip
 QUICK = Plan(questions=3, retrieval_queries=10, ingest_chunks=150, scale_sizes=(10_000, 20_000),
-             concurrent_clients=2, help_runs=1)  # fmt: skip
+             concurrent_clients=2, help_runs=1, ann_size=20_000)  # fmt: skip
 
 
 def load_question_texts(path: Path = DEFAULT_QUESTIONS) -> list[str]:
@@ -131,6 +132,27 @@ def _scale(settings, embedder, plan: Plan, questions: list[str]) -> dict:
     return results
 
 
+def _ann(settings, size: int) -> dict:
+    """HNSW at `size` synthetic vectors: recall@10 against exact and p50 search (the index settings' M, ef)."""
+    from rag_eval.bench.ann import measure_ann
+
+    return measure_ann(size, settings.index, progress=progress)
+
+
+def run_ann_only(settings, size: int) -> dict:
+    """`rag bench --ann-only`: just the approximate-index figures (the 1M run takes a while and ~2 GB)."""
+    t0 = time.perf_counter()
+    results: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{os.cpu_count()} CPUs", "quick": False}
+    loads = {"start": load_average()}
+    results.update(_ann(settings, size))
+    loads["end"] = load_average()
+    results["load_average"], results["stage_seconds"] = loads, {"ann": round(time.perf_counter() - t0)}
+    results["bench_peak_rss_mb"] = rss_mb()
+    results["bench_seconds"] = round(time.perf_counter() - t0, 1)
+    results["notes"] = findings(results)
+    return results
+
+
 def ensure_index(settings) -> None:
     """The cold-start child loads the seed index from settings.index_dir: build it first on a fresh clone."""
     from rag.index import IndexError_, VectorIndex
@@ -144,7 +166,7 @@ def ensure_index(settings) -> None:
         run_ingest(settings, load_embedder(settings))
 
 
-def run_bench(settings, plan: Plan, quick: bool = False) -> dict:
+def run_bench(settings, plan: Plan, quick: bool = False, ann_size: int | None = None) -> dict:
     """Every measurement in order; returns the flat results dict the report and --json are made from."""
     t_start = time.perf_counter()
     questions = load_question_texts()
@@ -160,7 +182,10 @@ def run_bench(settings, plan: Plan, quick: bool = False) -> dict:
     stages["answering"] = round(time.perf_counter() - t0)
     t0 = time.perf_counter()
     results.update(_scale(settings, embedder, plan, questions))
-    loads["end"], stages["ingest and scale"] = load_average(), round(time.perf_counter() - t0)
+    loads["ingest and scale done"], stages["ingest and scale"] = load_average(), round(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    results.update(_ann(settings, ann_size or plan.ann_size))
+    loads["end"], stages["ann"] = load_average(), round(time.perf_counter() - t0)
     results["load_average"], results["stage_seconds"] = loads, stages
     results["bench_peak_rss_mb"] = rss_mb()
     results["bench_seconds"] = round(time.perf_counter() - t_start, 1)
@@ -176,6 +201,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", type=Path,
                         help=f"markdown report path (default {RUNS_DIR}/bench-<time>/bench.md; "
                              "eval/bench.md is the tracked copy)")  # fmt: skip
+    parser.add_argument("--ann-size", type=int, metavar="N",
+                        help=f"synthetic vectors for the HNSW recall/latency figures (default {FULL.ann_size:,}; "
+                             f"{QUICK.ann_size:,} with --quick)")  # fmt: skip
+    parser.add_argument("--ann-only", action="store_true",
+                        help="measure only the HNSW index (recall@10 against exact, p50 search) at --ann-size")
 
 
 def run_command(args) -> int:
@@ -183,7 +213,14 @@ def run_command(args) -> int:
 
     settings = build_settings(flag_values(args))
     out = args.out or default_out()
-    results = run_bench(settings, QUICK if args.quick else FULL, quick=args.quick)
+    plan = QUICK if args.quick else FULL
+    ann_size = getattr(args, "ann_size", None)
+    if ann_size is not None and ann_size < 1000:
+        raise SystemExit("rag bench: --ann-size must be at least 1000")
+    if getattr(args, "ann_only", False):
+        results = run_ann_only(settings, ann_size or plan.ann_size)
+    else:
+        results = run_bench(settings, plan, quick=args.quick, ann_size=ann_size)
     write_report(results, out)
     progress(f"wrote {out} ({results['bench_seconds']} s)")
     if args.json:

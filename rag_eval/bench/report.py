@@ -29,6 +29,8 @@ TARGETS = {
     "overhead_ratio": (1.10, "<="),
     "cold_start_s": (15.0, "<="),
     "peak_rss_mb": (1536.0, "<="),
+    "ann_recall_at_10": (0.95, ">="),  # issue 24 part 4, at 1M chunks
+    "ann_p50_ms": (20.0, "<="),
 }
 
 
@@ -109,6 +111,15 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("Retrieval", "retrieve_steps_ms_100k", "search steps at {size_b} (ms, median)", "each step timed alone"),
     ("Retrieval", "index_build_s_100k", "index + BM25 build at {size_b} chunks (s)",
      "VectorIndex + HybridRetriever construction, about what loading that index costs"),
+    ("Retrieval", "ann_recall_at_10", "HNSW recall@10 against exact, {ann_n} vectors",
+     "synthetic {ann_dim}-dim vectors (rank-48 structure + noise, rag_eval/bench/ann.py), {ann_queries} held-out "
+     "queries; M={ann_m}, efConstruction={ann_ef_construction}, efSearch={ann_ef_search} (the index settings)"),
+    ("Retrieval", "ann_p50_ms", "HNSW search p50, {ann_n} vectors (ms)", "one query at a time, top 10, FAISS only"),
+    ("Retrieval", "ann_p95_ms", "HNSW search p95, {ann_n} vectors (ms)", "same"),
+    ("Retrieval", "ann_exact_p50_ms", "exact search p50, {ann_n} vectors (ms)",
+     "faiss.knn over the same stored vectors, 50 single queries"),
+    ("Retrieval", "ann_sweep", "HNSW by efSearch", "recall@10 and p50 at each efSearch (RAG_HNSW_EF_SEARCH)"),
+    ("Ingest and index", "ann_build_s", "HNSW build, {ann_n} vectors (s)", "IndexHNSWFlat.add of every vector"),
     ("Ingest and index", "ingest_s_per_1k_chunks", "ingest seconds per 1,000 chunks",
      "rag ingest from scratch of {synthetic_docs} synthetic documents ({synthetic_chunks} chunks), real embedder"),
     ("Ingest and index", "index_size_mb_seed", "index size on disk, seed (MB)", "{seed_chunks} chunks"),
@@ -237,6 +248,10 @@ def findings(r: dict) -> list[str]:
     if not met.get("retrieve_p50_ms_10k", True):
         notes.append(f"retrieval at {_fmt(r.get('size_a'))} chunks over 20 ms; step medians (ms): "
                      f"{_fmt(r.get('retrieve_steps_ms_10k', {}))}.")  # fmt: skip
+    if not met.get("ann_recall_at_10", True) or not met.get("ann_p50_ms", True):
+        notes.append(f"HNSW at {_fmt(r.get('ann_n'))} vectors misses a target; by efSearch: {_fmt(r.get('ann_sweep', {}))} "
+                     "(RAG_HNSW_EF_SEARCH trades one for the other; RAG_HNSW_M and RAG_HNSW_EF_CONSTRUCTION need an "
+                     "ingest).")  # fmt: skip
     if not met.get("cold_start_s", True):
         notes.append(f"cold start over 15 s; phases in the child (s): {_fmt(r.get('cold_start_phases_s', {}))}.")
     one, many = r.get("decode_ms_per_token_1t"), r.get("decode_ms_per_token_all")

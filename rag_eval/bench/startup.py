@@ -52,11 +52,13 @@ generator = load_generator(settings)
 marks["model"] = time.perf_counter()
 pipeline = Pipeline(settings, embedder, index, generator)  # what Pipeline.load does, one phase at a time
 marks["retriever"] = time.perf_counter()
+pipeline.warm()  # as the server does before /health says ready
+marks["warm"] = time.perf_counter()
 print("ready", flush=True)
 answer = pipeline.ask(sys.argv[2])
 names = list(marks)
 phases = {b: round(marks[b] - marks[a], 2) for a, b in zip(names, names[1:])}
-print(json.dumps({"phases_s": phases, "answer_s": time.perf_counter() - marks["retriever"],
+print(json.dumps({"phases_s": phases, "answer_s": time.perf_counter() - marks["warm"],
                   "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}), flush=True)
 """
 

@@ -1,7 +1,8 @@
 """One behaving fake per interface, shared by every test that needs one.
 
 - `KeywordEmbedder` (Embedder): bag of stemmed words hashed into 64 dims — similar wording, similar vector.
-- `ScriptedGenerator` (Generator): replies through a function of (question, shown passages, messages).
+- `ScriptedGenerator` (Generator): replies through a function of (question, shown passages, messages); records
+  the prompts `warm` was given.
 - `ListRetriever` (Retriever): returns the passages it was given.
 - `PhraseReader` (Reader): proposes the phrases `answers(question)` names wherever a passage holds them.
 - `FakePipeline` (what the API, the chat and the eval runners call: `ask`, `ask_stream`, `info`): streams
@@ -55,6 +56,11 @@ class ScriptedGenerator:
     def __init__(self, reply):
         self.reply = reply
         self.calls: list[dict] = []
+        self.warmed: list[list[dict]] = []  # the prompts `warm` evaluated
+
+    def warm(self, messages):
+        """As LlamaGenerator.warm: evaluate a prompt into the cache (here: only recorded)."""
+        self.warmed.append(messages)
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
