@@ -1,7 +1,7 @@
 #!/bin/sh
 # Two set-up commands for a fresh machine (Python >= 3.11, pip, a C compiler):
 #   ./setup.sh run    install everything, build the index, start the chat + API at http://127.0.0.1:8000
-#   ./setup.sh test   install everything, run the test suite
+#   ./setup.sh test   install everything, run ruff (lint + format check) and the test suite
 set -eu
 cd "$(dirname "$0")"
 PYTHON=${PYTHON:-python3}
@@ -32,6 +32,9 @@ case "${1:-}" in
         ;;
     test)
         install
+        # Lint and format first (ruff, configured in pyproject.toml): a finding fails the run before the tests.
+        "$VENV/bin/ruff" check .
+        "$VENV/bin/ruff" format --check .
         "$VENV/bin/python" -m pytest
         # The answer-quality gate: thresholds just under the measured values in eval/README.md.
         "$VENV/bin/rag" ingest -q

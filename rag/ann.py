@@ -46,9 +46,14 @@ class Layout:
     ef_search: int = 128
 
     @classmethod
-    def of(cls, settings: IndexSettings) -> "Layout":
-        return cls(settings.index_kind, settings.hnsw_threshold, settings.hnsw_m, settings.hnsw_ef_construction,
-                   settings.hnsw_ef_search)  # fmt: skip
+    def of(cls, settings: IndexSettings) -> Layout:
+        return cls(
+            settings.index_kind,
+            settings.hnsw_threshold,
+            settings.hnsw_m,
+            settings.hnsw_ef_construction,
+            settings.hnsw_ef_search,
+        )
 
     def kind_for(self, n: int) -> str:
         if self.kind == "auto":

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from rag import contract
 from rag.citations import Numbered, number_passages
@@ -186,8 +186,9 @@ class Answerer:
         refused, reason, guess = outcome.reason is not None, outcome.reason, None
         citations = [c.to_contract() for c in outcome.citations]
         if not refused and self.policy.below_floor(p):
-            guess = contract.BestGuess(answer=outcome.answer, confidence=p, citations=citations,
-                                       evidence=outcome.evidence)  # fmt: skip
+            guess = contract.BestGuess(
+                answer=outcome.answer, confidence=p, citations=citations, evidence=outcome.evidence
+            )
             refused, reason = True, NOT_SURE
         return contract.Answer(
             question=question.text,

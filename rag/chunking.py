@@ -31,8 +31,8 @@ from __future__ import annotations
 import re
 import statistics
 from bisect import bisect_right
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 from rag.documents import Document
 from rag.formats import HEADING_SEPARATOR, Segment

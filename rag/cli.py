@@ -17,7 +17,7 @@ import contextlib
 import json
 import logging
 import sys
-from typing import Iterable
+from collections.abc import Iterable
 
 EXIT_USAGE = 2
 THIRD_PARTY_LOGGERS = (
@@ -135,7 +135,9 @@ def cmd_search(args) -> int:
     settings = _settings(args)
     with loading("search", "the index"):
         pipeline = Pipeline.load(settings)
-    return _each_query("search", args.query, lambda q: _print_passages(q.strip(), pipeline.search(q, args.k), args.json))
+    return _each_query(
+        "search", args.query, lambda q: _print_passages(q.strip(), pipeline.search(q, args.k), args.json)
+    )
 
 
 def format_answer(answer) -> str:
@@ -177,8 +179,10 @@ def cmd_ask(args) -> int:
     return _each_query("ask", args.question, answer)
 
 
-FOLDERS = ("documents folder: --seeds-dir or RAG_SEEDS_DIR (default seeds/); "
-           "index folder: --index-dir or RAG_INDEX_DIR (default index/).")
+FOLDERS = (
+    "documents folder: --seeds-dir or RAG_SEEDS_DIR (default seeds/); "
+    "index folder: --index-dir or RAG_INDEX_DIR (default index/)."
+)
 MODEL = "the model (bundled SmolLM2, --model gemma3, or --model-path FILE.gguf; RAG_LLM_URL: a generation server)"
 COMMANDS = {  # name: (one-line help, what it reads and writes: the --help description)
     "ingest": (
@@ -235,7 +239,9 @@ def build_parser(flags_for: Iterable[str] | None = None) -> argparse.ArgumentPar
     """
     flags_for = COMMANDS if flags_for is None else set(flags_for)
     parser = Parser(prog="rag", description="Answer questions from your documents, with citations.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="show informational logging, and other libraries' logs")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="show informational logging, and other libraries' logs"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str) -> argparse.ArgumentParser:

@@ -11,7 +11,7 @@ a reader must get the same word for the same number wherever they look.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -100,11 +100,8 @@ class Answer(_Model):
     best_guess: BestGuess | None = Field(
         None,
         description="Set when the answer's confidence was under the confidence floor (RAG_CONFIDENCE_FLOOR): the "
-        "answer is refused (\"The documents don't say for sure\") and the withheld answer is kept here.",
+        'answer is refused ("The documents don\'t say for sure") and the withheld answer is kept here.',
     )
-
-    def to_dict(self) -> dict:
-        return self.model_dump()
 
 
 class SourcesEvent(_Model):
@@ -122,7 +119,7 @@ class AnswerEvent(_Model):
     answer: Answer
 
 
-StreamEvent = Union[SourcesEvent, TokenEvent, AnswerEvent]
+StreamEvent = SourcesEvent | TokenEvent | AnswerEvent
 
 
 # --- confidence in words ---------------------------------------------------------------------------------

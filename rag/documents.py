@@ -16,9 +16,9 @@ import hashlib
 import logging
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from rag.errors import CorpusError
 from rag.formats import Segment, UnreadableDocument, extract, layout
@@ -106,7 +106,8 @@ def discover(seeds_dir: Path) -> tuple[list[Path], list[Problem]]:
     """Every non-hidden file under seeds_dir, and the links that were refused."""
     if not seeds_dir.exists():
         raise CorpusError(
-            f"documents folder {seeds_dir} does not exist", hint="create it and put .txt, .md, .html, .pdf or .docx files there"
+            f"documents folder {seeds_dir} does not exist",
+            hint="create it and put .txt, .md, .html, .pdf or .docx files there",
         )
     if not seeds_dir.is_dir():
         raise CorpusError(f"{seeds_dir} is not a folder")
@@ -138,7 +139,9 @@ def _link_problem(path: Path, root: Path, seeds_dir: Path) -> Problem | None:
     target = path.resolve()
     if target == root or root in target.parents:
         return None
-    return Problem(path.relative_to(seeds_dir).as_posix(), f"symbolic link to {target}, outside the documents folder: refused")
+    return Problem(
+        path.relative_to(seeds_dir).as_posix(), f"symbolic link to {target}, outside the documents folder: refused"
+    )
 
 
 def load_document(path: Path, seeds_dir: Path) -> Document | None:
@@ -173,9 +176,11 @@ def scan_corpus(seeds_dir: Path, progress: Callable[[Path], object] | None = Non
             docs.append(read_document(path, seeds_dir))
         except UnreadableDocument as exc:
             problems.append(Problem(path.relative_to(seeds_dir).as_posix(), exc.describe()))
-        except Exception as exc:  # noqa: BLE001 - a parser bug on one file must not stop the others
+        except Exception as exc:  # a parser bug on one file must not stop the others
             log.warning("reading %s failed", path, exc_info=exc)
-            problems.append(Problem(path.relative_to(seeds_dir).as_posix(), f"could not be parsed ({type(exc).__name__}: {exc})"))
+            problems.append(
+                Problem(path.relative_to(seeds_dir).as_posix(), f"could not be parsed ({type(exc).__name__}: {exc})")
+            )
         if progress:
             progress(path)
     problems.sort(key=lambda p: p.name)

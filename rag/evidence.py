@@ -62,8 +62,9 @@ def _bigrams(tokens: list[str]) -> set[tuple[str, str]]:
     return set(zip(tokens, tokens[1:]))
 
 
-def sentence_features(question: Question, sentence: str, cosine: float, item: Numbered, position: int,
-                      best_bm25: float) -> dict[str, float]:  # fmt: skip
+def sentence_features(
+    question: Question, sentence: str, cosine: float, item: Numbered, position: int, best_bm25: float
+) -> dict[str, float]:
     """The signals a selector weighs for one candidate sentence (all cheap: no model call)."""
     ctx = context_terms(sentence)
     names = [norm(a) for a in question.names]

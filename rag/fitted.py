@@ -36,14 +36,21 @@ class Logistic:
             object.__setattr__(self, "scales", (1.0,) * len(self.features))
 
     @classmethod
-    def from_dict(cls, data: dict, name: str) -> "Logistic":
+    def from_dict(cls, data: dict, name: str) -> Logistic:
         try:
             features = tuple(data["features"])
             weights = tuple(float(w) for w in data["weights"])
             means = tuple(float(x) for x in data.get("means") or [0.0] * len(features))
             scales = tuple(float(x) or 1.0 for x in data.get("scales") or [1.0] * len(features))
-            model = cls(features, weights, float(data["bias"]), float(data.get("threshold", 0.5)), means, scales,
-                        bool(data.get("require_names", False)))  # fmt: skip
+            model = cls(
+                features,
+                weights,
+                float(data["bias"]),
+                float(data.get("threshold", 0.5)),
+                means,
+                scales,
+                bool(data.get("require_names", False)),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise TemplateError(f"{MODEL_FILE}: model {name!r} is malformed ({exc})") from exc
         if not (len(features) == len(weights) == len(model.means) == len(model.scales)):
@@ -84,7 +91,7 @@ class AnsweringModel:
         return self.reader_answerer
 
     @classmethod
-    def load(cls, templates) -> "AnsweringModel":
+    def load(cls, templates) -> AnsweringModel:
         data = templates.json(MODEL_FILE)
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise TemplateError(f"{MODEL_FILE}: expected an object with format {FORMAT}")

@@ -20,16 +20,15 @@ Pure functions, no model: the UI and the API can both call `rewrite`.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
 
 from rag.contract import strip_markers
-from rag.text import counted
 from rag.lexicon import FOLLOWUP_CONNECTOR as _CONNECTOR
 from rag.lexicon import FOLLOWUP_GENERIC_WORDS as _GENERIC
 from rag.lexicon import QUESTION_WORDS, STOPWORDS
 from rag.lexicon import REFERENCE_WORDS as REFERENCES
-from rag.text import stem, terms, words
+from rag.text import counted, stem, terms, words
 
 PassageFrequency = Callable[[str], int]  # word -> number of passages holding it (stemmed)
 
@@ -37,7 +36,6 @@ MAX_OWN_TERMS = 3  # a question with more content words of its own than this is 
 MAX_WORDS = 2  # "when?", "how much?", "and Tesla?": too short to stand alone
 MAX_ADDED = 3  # borrowed context words, at most: more drown the follow-up's own words
 SPECIFIC_MAX_PASSAGES = 1  # an own word in at most this many passages pins the answer: no rewrite
-
 
 
 @dataclass(frozen=True)

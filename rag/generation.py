@@ -10,8 +10,9 @@ import importlib.util
 import logging
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from rag.errors import ModelError
 

@@ -43,9 +43,10 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import PurePosixPath
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING
 
 import httpx
 
@@ -201,8 +202,11 @@ class RemoteGenerator:
                     self.tokenize_route = route
                     break
             else:
-                log.info("RAG_LLM_URL=%s has no tokenizer endpoint: estimating %d characters per token",
-                         self.url, CHARS_PER_TOKEN)
+                log.info(
+                    "RAG_LLM_URL=%s has no tokenizer endpoint: estimating %d characters per token",
+                    self.url,
+                    CHARS_PER_TOKEN,
+                )
         return self._tokenize(self.tokenize_route, text) if self.tokenize_route else None
 
     # --- generation -----------------------------------------------------------------------------------
@@ -343,11 +347,17 @@ class RemoteGenerator:
             wait = float(retry_after) if retry_after and retry_after.isdigit() else None
             return _Retry(ModelError(f"{where} failed ({status}: {detail})"), wait_s=wait)
         if status in (401, 403):
-            return ModelError(f"{where} refused the request ({status}: {detail})",
-                              hint="set RAG_LLM_API_KEY to the server's API key", status=502)
+            return ModelError(
+                f"{where} refused the request ({status}: {detail})",
+                hint="set RAG_LLM_API_KEY to the server's API key",
+                status=502,
+            )
         if status == 404:
-            return ModelError(f"{where} has no /v1/chat/completions (404: {detail})",
-                              hint="RAG_LLM_URL must be an OpenAI-compatible server's base URL", status=502)
+            return ModelError(
+                f"{where} has no /v1/chat/completions (404: {detail})",
+                hint="RAG_LLM_URL must be an OpenAI-compatible server's base URL",
+                status=502,
+            )
         return ModelError(f"{where} rejected the request ({status}: {detail})", status=502)
 
     def _sent_grammar(self, body: dict) -> bool:

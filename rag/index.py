@@ -41,9 +41,9 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
 
 import numpy as np
 
@@ -124,9 +124,7 @@ class IngestReport:
             f"documents: {len(self.added)} added, {len(self.changed)} changed, "
             f"{len(self.removed)} removed, {len(self.unchanged)} unchanged"
         )
-        lines.append(
-            f"chunks: {self.chunks_added} added, {self.chunks_removed} removed, {self.chunks_total} in index"
-        )
+        lines.append(f"chunks: {self.chunks_added} added, {self.chunks_removed} removed, {self.chunks_total} in index")
         listed = self.passage_lines()
         if listed:
             lines.append(f"passages (chunk size {self.chunk_size} characters):")
@@ -254,7 +252,7 @@ class VectorIndex:
 
     # --- persistence ---------------------------------------------------------
     @classmethod
-    def load(cls, index_dir: Path, expect: dict | None = None, layout: Layout | None = None) -> "VectorIndex":
+    def load(cls, index_dir: Path, expect: dict | None = None, layout: Layout | None = None) -> VectorIndex:
         """Load and validate; `expect` holds embedder/dim/chunking that must match, `layout` (the index
         settings' rag.ann.Layout) the structure the index must have for its size, and its efSearch."""
         manifest_path = index_dir / MANIFEST
@@ -278,22 +276,24 @@ class VectorIndex:
         if layout is not None:
             have, want = manifest.get("index") or {"kind": EXACT}, layout.structure(manifest["chunk_count"])
             if have != want:
-                raise IndexMismatch(f"index in {index_dir} is {describe_structure(have)}, but {layout.why(manifest['chunk_count'])}"
-                                    f" ({describe_structure(want)}); run `rag ingest` to rebuild it (no re-embedding)")  # fmt: skip
+                raise IndexMismatch(
+                    f"index in {index_dir} is {describe_structure(have)}, but {layout.why(manifest['chunk_count'])}"
+                    f" ({describe_structure(want)}); run `rag ingest` to rebuild it (no re-embedding)"
+                )
         files = manifest["files"]
         try:
             chunk_bytes = (index_dir / files["chunks"]).read_bytes()
             problem, fidx = _read_vectors(index_dir / files["vectors"], manifest, chunk_bytes)
         except OSError as exc:
             raise IndexCorrupt(f"index files in {index_dir} are missing ({exc}); run `rag ingest` to rebuild") from exc
-        except Exception as exc:  # noqa: BLE001 - any failure here means the files are damaged
+        except Exception as exc:  # any failure here means the files are damaged
             raise IndexCorrupt(f"index files in {index_dir} are damaged ({exc}); run `rag ingest` to rebuild") from exc
         if problem:
             raise IndexCorrupt(f"index files in {index_dir} were changed ({problem}); run `rag ingest` to rebuild")
         try:
             chunks = [Chunk(**json.loads(line)) for line in chunk_bytes.decode("utf-8").splitlines() if line.strip()]
             vectors = vectors_view(fidx)
-        except Exception as exc:  # noqa: BLE001 - any failure here means the files are damaged
+        except Exception as exc:  # any failure here means the files are damaged
             raise IndexCorrupt(f"index files in {index_dir} are damaged ({exc}); run `rag ingest` to rebuild") from exc
         if len(chunks) != len(vectors) or len(chunks) != manifest["chunk_count"]:
             raise IndexCorrupt(
@@ -379,11 +379,14 @@ def _manifest_problem(manifest) -> str | None:
         if not (isinstance(doc, dict) and isinstance(doc.get("sha256"), str) and isinstance(doc.get("chunks"), int)):
             return f"document {doc_id!r} has no sha256 or chunk count"
         text = doc.get("text")
-        if text is not None and not (isinstance(text, str) and text.startswith(f"{TEXTS}/")
-                                     and STORED_TEXT.fullmatch(text[len(TEXTS) + 1 :])):  # fmt: skip
+        if text is not None and not (
+            isinstance(text, str) and text.startswith(f"{TEXTS}/") and STORED_TEXT.fullmatch(text[len(TEXTS) + 1 :])
+        ):
             return f"document {doc_id!r} names a stored text that is not one of this index's"
     checksums = manifest.get("checksums")
-    if checksums is not None and not (isinstance(checksums, dict) and all(isinstance(checksums.get(k), str) for k in ("chunks", "vectors"))):
+    if checksums is not None and not (
+        isinstance(checksums, dict) and all(isinstance(checksums.get(k), str) for k in ("chunks", "vectors"))
+    ):
         return "`checksums` is malformed"
     return None
 
@@ -570,9 +573,7 @@ def _ingest(docs, index_dir, embedder, chunk_size, chunk_overlap, progress, prob
     if old:  # same sha256 but stored chunks that are not the document's text: re-embed that document
         # (a document passed with no text stands for "as recorded": rag.library does that, reading nothing)
         texts = {d.doc_id: d.text for d in docs if d.text}
-        drifted = {
-            c.doc_id for c in old.chunks if c.doc_id in texts and texts[c.doc_id][c.start : c.end] != c.text
-        }
+        drifted = {c.doc_id for c in old.chunks if c.doc_id in texts and texts[c.doc_id][c.start : c.end] != c.text}
         old_docs = {k: v for k, v in old_docs.items() if k not in drifted}
     keep_rows: list[int] = []
     if old:
@@ -641,7 +642,9 @@ def _ingest(docs, index_dir, embedder, chunk_size, chunk_overlap, progress, prob
     return index, report
 
 
-def _recorded_stats(documents: dict[str, dict], report: IngestReport, old, keep_rows: list[int], chunk_size: int) -> None:
+def _recorded_stats(
+    documents: dict[str, dict], report: IngestReport, old, keep_rows: list[int], chunk_size: int
+) -> None:
     """Passage figures of the documents kept as they were: from the manifest, or (an index written before
     the figures were recorded) from their stored chunks, without their table rows known."""
     kept: dict[str, list[Chunk]] = {}
@@ -684,10 +687,3 @@ def changed_documents(index: VectorIndex, seeds_dir: Path) -> list[str]:
         except OSError:
             out.append(doc_id)
     return sorted(out)
-
-
-def stale_documents(index: VectorIndex, docs: list[Document]) -> list[str]:
-    """Documents whose content differs from what the index was built from (added, changed or removed)."""
-    indexed = {k: v["sha256"] for k, v in index.documents.items()}
-    current = {d.doc_id: d.sha256 for d in docs}
-    return sorted(k for k in indexed.keys() | current.keys() if indexed.get(k) != current.get(k))

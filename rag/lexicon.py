@@ -74,7 +74,9 @@ ANSWER_TYPES: dict[str, re.Pattern] = {
         r"\b(?:yesterday|today|tomorrow|spring|summer|autumn|fall|winter)\b|\b\d{1,2}/\d{1,2}(?:/\d{2,4})?\b",
         re.I,
     ),
-    "time": re.compile(r"\b\d{1,2}(?::\d\d)?\s*(?:a\.?m\.?|p\.?m\.?)|\b(?:noon|midnight|o'clock|morning|afternoon|evening)\b", re.I),
+    "time": re.compile(
+        r"\b\d{1,2}(?::\d\d)?\s*(?:a\.?m\.?|p\.?m\.?)|\b(?:noon|midnight|o'clock|morning|afternoon|evening)\b", re.I
+    ),
     "duration": re.compile(rf"\b(?:\d+(?:\.\d+)?|a|an|{NUMBER_WORDS})[\s-]+(?:{TIME_UNITS})\b", re.I),
     "age": re.compile(r"\b\d{1,3}[\s-]+years?[\s-]+old\b|\baged?\s+\d{1,3}\b|\b\d{1,3}-year-old\b", re.I),
     "number": re.compile(rf"\d|\b(?:{NUMBER_WORDS})\b", re.I),
@@ -111,14 +113,27 @@ QUESTION_TYPES: list[tuple[re.Pattern, str]] = [
     (re.compile(r"\bhow long\b|\bfor how many (?:" + TIME_UNITS + r")\b"), "duration"),
     (re.compile(r"\bhow old\b|\bwhat age\b"), "age"),
     (re.compile(r"\bwhat time\b|\bat what hour\b"), "time"),
-    (re.compile(r"\b(?:exact(?:ly)?|precise(?:ly)?)\b.*\bhow (?:many|much)\b|\bhow (?:many|much)\b.*\bexact"), "numeral"),
+    (
+        re.compile(r"\b(?:exact(?:ly)?|precise(?:ly)?)\b.*\bhow (?:many|much)\b|\bhow (?:many|much)\b.*\bexact"),
+        "numeral",
+    ),
     (re.compile(r"\bhow (?:many|much)\b|\bwhat (?:number|amount|percentage|sum)\b"), "number"),
     (re.compile(r"\bwhen\b|\b(?:what|which) (?:date|day|year|month)\b"), "date"),
     (re.compile(r"\bwhere\b|\b(?:what|which) (?:city|country|place|venue|location)\b"), "location"),
     (re.compile(r"\bwho(?:m|se)?\b"), "name"),
     # "which carmaker…", "what company…", "the name of…" ask for a named thing; "which sector" does not
-    (re.compile(r"\bwhich (?!(?:sectors?|parts?|kinds?|types?|areas?|fields?|topics?|aspects?|roles?|ways?|issues?)\b)[a-z]"), "name"),
-    (re.compile(r"\bwhat (?:company|firm|organi[sz]ation|agency|body|person|brand|product|service)\b|\bthe name of\b"), "name"),
+    (
+        re.compile(
+            r"\bwhich (?!(?:sectors?|parts?|kinds?|types?|areas?|fields?|topics?|aspects?|roles?|ways?|issues?)\b)[a-z]"
+        ),
+        "name",
+    ),
+    (
+        re.compile(
+            r"\bwhat (?:company|firm|organi[sz]ation|agency|body|person|brand|product|service)\b|\bthe name of\b"
+        ),
+        "name",
+    ),
     (re.compile(r"^\s*why\b|\bfor what reason\b"), "reason"),
 ]
 

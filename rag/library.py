@@ -26,9 +26,10 @@ import re
 import tempfile
 import threading
 import unicodedata
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from rag.documents import Document, parse_document, sha256_bytes
 from rag.errors import RagError
@@ -208,7 +209,9 @@ class Library:
         """Block until the writer has nothing left to do; False on timeout."""
         with self._cond:
             return self._cond.wait_for(
-                lambda: not self._working and not any(e.status in ("pending", "deleting") for e in self.entries.values()),
+                lambda: (
+                    not self._working and not any(e.status in ("pending", "deleting") for e in self.entries.values())
+                ),
                 timeout,
             )
 
@@ -232,7 +235,11 @@ class Library:
             indexed = self._indexed()
             with self._cond:
                 same = [n for n, m in indexed.items() if m.get("sha256") == digest and not self._deleting(n)]
-                same += [e.name for e in self.entries.values() if e.action == "add" and e.sha256 == digest and e.status != "failed"]
+                same += [
+                    e.name
+                    for e in self.entries.values()
+                    if e.action == "add" and e.sha256 == digest and e.status != "failed"
+                ]
                 if same:
                     raise DuplicateDocument(f"this file is already in the documents as {same[0]}")
                 if sum(e.status in ("pending", "indexing", "deleting") for e in self.entries.values()) >= MAX_WAITING:
@@ -264,7 +271,16 @@ class Library:
                 raise UnknownDocument(f"no document with id {doc_id!r}", hint="GET /documents lists the ids")
             self._unlink(name)
             meta = indexed.get(name, {})
-            removal = Entry(doc_id, name, "deleting", "delete", meta.get("type"), meta.get("sha256"), pages=meta.get("pages"), chunks=meta.get("chunks"))
+            removal = Entry(
+                doc_id,
+                name,
+                "deleting",
+                "delete",
+                meta.get("type"),
+                meta.get("sha256"),
+                pages=meta.get("pages"),
+                chunks=meta.get("chunks"),
+            )
             self.entries[doc_id] = removal
             self._changed()
         return removal.to_dict()
@@ -336,8 +352,10 @@ class Library:
                 self.version += 1
             try:
                 self._write(adds, removals)
-            except Exception as exc:  # noqa: BLE001 - reported on the entries; the old index stays
-                reason = exc.describe() if isinstance(exc, RagError) else f"indexing failed ({type(exc).__name__}: {exc})"
+            except Exception as exc:  # reported on the entries; the old index stays
+                reason = (
+                    exc.describe() if isinstance(exc, RagError) else f"indexing failed ({type(exc).__name__}: {exc})"
+                )
                 if not isinstance(exc, RagError):
                     log.error("indexing uploads failed", exc_info=exc)
                 with self._cond:
@@ -369,7 +387,9 @@ class Library:
         current = VectorIndex.load(Path(settings.index_dir), index_expectations(settings, embedder))
         gone = {e.name for e in removals}
         docs: list[Document] = [
-            Document(name, self.folder / name, "", meta["sha256"], kind=meta.get("type", "text"), pages=meta.get("pages"))
+            Document(
+                name, self.folder / name, "", meta["sha256"], kind=meta.get("type", "text"), pages=meta.get("pages")
+            )
             for name, meta in current.documents.items()
             if name not in gone
         ]  # recorded as they are: ingest keeps their chunks and vectors (same sha256), reads nothing
@@ -381,7 +401,7 @@ class Library:
                 with self._cond:
                     self._fail(e, exc.describe())
                 continue
-            except Exception as exc:  # noqa: BLE001 - a parser bug on one file must not stop the others
+            except Exception as exc:  # a parser bug on one file must not stop the others
                 log.warning("reading %s failed", e.name, exc_info=exc)
                 with self._cond:
                     self._fail(e, f"could not be parsed ({type(exc).__name__}: {exc})")
@@ -391,8 +411,14 @@ class Library:
         indexing = [e for e in adds if e.status == "indexing"]
         if not indexing and not removals:
             return
-        _, report = ingest(docs, Path(settings.index_dir), embedder, settings.chunk_size, settings.chunk_overlap,
-                           layout=Layout.of(settings.index))  # fmt: skip
+        _, report = ingest(
+            docs,
+            Path(settings.index_dir),
+            embedder,
+            settings.chunk_size,
+            settings.chunk_overlap,
+            layout=Layout.of(settings.index),
+        )
         log.info("documents indexed: %s", report.summary().replace("\n", "; "))
         self.on_indexed()
         with self._cond:

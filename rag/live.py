@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from rag.index import MANIFEST
 
@@ -103,4 +104,3 @@ class IndexWatch:
             info = fresh.info()
             log.info("index reloaded: %s documents, %s chunks", info.get("documents"), info.get("chunks"))
             return True
-

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
-from typing import Callable, Iterator
 
 from rag.ann import Layout
 from rag.answering import Answerer, Prepared
 from rag.contract import Answer, StreamEvent
 from rag.documents import Corpus, raise_empty, scan_corpus
 from rag.embedding import Embedder, SentenceTransformerEmbedder
-from rag.errors import RagError
 from rag.fitted import AnsweringModel
 from rag.generation import Generator
 from rag.index import IngestReport, VectorIndex, changed_documents, chunk_settings, ingest
@@ -98,7 +97,12 @@ def build_answerer(settings: Settings, retriever, generator: Generator, reader=N
     policy = RefusalPolicy.of(settings.answering)
     strategy = build_strategy(settings, generator, retriever.embedder, policy, reader)
     return Answerer(
-        retriever, generator, strategy, policy, k=settings.k, prompt_token_budget=settings.prompt_token_budget,
+        retriever,
+        generator,
+        strategy,
+        policy,
+        k=settings.k,
+        prompt_token_budget=settings.prompt_token_budget,
         context_tokens=settings.n_ctx,
     )
 
@@ -155,7 +159,12 @@ class Pipeline:
     """Retrieval always; answering when a generator is given (search needs no LLM)."""
 
     def __init__(
-        self, settings: Settings, embedder: Embedder, index: VectorIndex, generator: Generator | None = None, reader=None
+        self,
+        settings: Settings,
+        embedder: Embedder,
+        index: VectorIndex,
+        generator: Generator | None = None,
+        reader=None,
     ):
         self.settings = settings
         self.embedder = embedder
@@ -174,7 +183,7 @@ class Pipeline:
         generator: Generator | None = None,
         with_generator: bool = False,
         reader=None,
-    ) -> "Pipeline":
+    ) -> Pipeline:
         """What is not given is loaded: the generator and the reader (RAG_READER) with `with_generator`; a
         caller that injects its own generator injects its reader too (or answers without one)."""
         embedder = embedder or load_embedder(settings)

@@ -98,7 +98,7 @@ class TemplateSet:
     examples: str
 
     @classmethod
-    def for_mode(cls, mode: str) -> "TemplateSet":
+    def for_mode(cls, mode: str) -> TemplateSet:
         return cls(f"{mode}_system.txt", f"{mode}_user.txt", f"{mode}.gbnf", f"{mode}_examples.json")
 
     def check(self, templates: Templates) -> None:

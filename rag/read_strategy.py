@@ -113,8 +113,9 @@ class ReaderExtractive(_Prompting):
     def generator_tokens(quote: str) -> int:
         return len(quote) // 2 + 4  # generous: a token is at least two characters of English on average
 
-    def refusal_reason(self, question: Question, numbered: list[Numbered], reading: Reading | None,
-                       relevance: float) -> str:  # fmt: skip
+    def refusal_reason(
+        self, question: Question, numbered: list[Numbered], reading: Reading | None, relevance: float
+    ) -> str:
         """Why no span cleared the threshold, in words a reader can check (from the best span's signals)."""
         if reading is None or reading.best is None:
             return NO_CLEAR_ANSWER
@@ -146,8 +147,9 @@ class ReaderExtractive(_Prompting):
         for p in picked:
             s, e = _sentence(by_n[p.n], p.start, p.end)
             base = by_n[p.n].passage.chunk.start
-            ev = contract.Evidence(n=p.n, source=by_n[p.n].passage.chunk.doc_id, start=base + s, end=base + e,
-                                   text=by_n[p.n].text[s:e])  # fmt: skip
+            ev = contract.Evidence(
+                n=p.n, source=by_n[p.n].passage.chunk.doc_id, start=base + s, end=base + e, text=by_n[p.n].text[s:e]
+            )
             if ev not in evidence:
                 evidence.append(ev)
         quotes = " ".join(c.quote for c in citations)
@@ -176,7 +178,9 @@ def _sentence(item: Numbered, start: int, end: int) -> tuple[int, int]:
     return min(s, start), max(e, end)
 
 
-def reader_select(reader: Reader, question: Question, passages: list[Passage], k: int) -> tuple[list[Passage], Reading | None]:
+def reader_select(
+    reader: Reader, question: Question, passages: list[Passage], k: int
+) -> tuple[list[Passage], Reading | None]:
     """The `k` passages the reader rates best, and its reading re-indexed to them."""
     if not passages:
         return passages, None

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 
@@ -79,8 +80,16 @@ def tokenizer_for(base: Path):
 def encode_pairs(tokenizer, questions: Sequence[str], texts: Sequence[str], max_length: int, stride: int = 64):
     """Question and passage as one sequence; a passage too long for one window becomes several windows
     overlapping by `stride` tokens (`overflow_to_sample_mapping` names each window's passage)."""
-    return tokenizer(list(questions), list(texts), truncation="only_second", max_length=max_length, stride=stride,
-                     return_overflowing_tokens=True, return_offsets_mapping=True, padding=False)  # fmt: skip
+    return tokenizer(
+        list(questions),
+        list(texts),
+        truncation="only_second",
+        max_length=max_length,
+        stride=stride,
+        return_overflowing_tokens=True,
+        return_offsets_mapping=True,
+        padding=False,
+    )
 
 
 def _net_classes():
@@ -110,7 +119,7 @@ def _net_classes():
             self.head = nn.Linear(encoder.config.hidden_size, 2)
 
         @classmethod
-        def from_base(cls, base: Path, rank: int, alpha: float) -> "ReaderNet":
+        def from_base(cls, base: Path, rank: int, alpha: float) -> ReaderNet:
             net = cls(_load_encoder(base))
             for p in net.encoder.parameters():
                 p.requires_grad = False
@@ -125,7 +134,7 @@ def _net_classes():
             return net
 
         @classmethod
-        def for_training(cls, base: Path, freeze_layers: int = 1) -> "ReaderNet":
+        def for_training(cls, base: Path, freeze_layers: int = 1) -> ReaderNet:
             """The whole encoder fine-tuned but its embeddings and lowest `freeze_layers` layers (format 2)."""
             net = cls(_load_encoder(base))
             for name, p in net.encoder.named_parameters():
@@ -134,8 +143,9 @@ def _net_classes():
             return net
 
         def forward(self, input_ids, attention_mask, token_type_ids):
-            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
-                                  token_type_ids=token_type_ids).last_hidden_state  # fmt: skip
+            hidden = self.encoder(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
             logits = self.head(hidden)
             return logits[..., 0], logits[..., 1]
 
@@ -153,7 +163,9 @@ def _load_encoder(base: Path):
     try:
         return AutoModel.from_pretrained(str(base), local_files_only=True)
     except OSError as exc:
-        raise ModelError(f"cannot load the reader's encoder from {base}: {exc}", hint="check RAG_EMBEDDER_PATH") from exc
+        raise ModelError(
+            f"cannot load the reader's encoder from {base}: {exc}", hint="check RAG_EMBEDDER_PATH"
+        ) from exc
 
 
 def __getattr__(name):  # ReaderNet / LoRALinear without importing torch at module import
@@ -170,8 +182,11 @@ def trainable_state(net) -> dict:
 
 def lora_state(net) -> dict:
     """What is shipped: the adapters, the layer norms and the head (not the frozen encoder weights)."""
-    return {k: v.detach().clone() for k, v in net.state_dict().items()
-            if "lora_" in k or "LayerNorm" in k or k.startswith("head.")}  # fmt: skip
+    return {
+        k: v.detach().clone()
+        for k, v in net.state_dict().items()
+        if "lora_" in k or "LayerNorm" in k or k.startswith("head.")
+    }
 
 
 def save_reader(path: Path | str, state: dict, meta: dict) -> None:
@@ -192,7 +207,7 @@ def load_reader_file(data: bytes) -> tuple[dict, dict]:
 
     try:
         tensors = load(data)
-    except Exception as exc:  # noqa: BLE001 - safetensors raises its own error types
+    except Exception as exc:  # safetensors raises its own error types
         raise TemplateError(f"{READER_FILE}: not a readable safetensors file ({exc})") from exc
     meta = _metadata(data)
     if meta.get("format") not in FORMATS:
@@ -234,12 +249,12 @@ class ReaderModel:
         return float(1.0 / (1.0 + np.exp(-np.clip(z, -30, 30))))
 
     @classmethod
-    def from_state(cls, base: Path, state: dict, meta: dict, threads: int | None = 1, **kw) -> "ReaderModel":
+    def from_state(cls, base: Path, state: dict, meta: dict, threads: int | None = 1, **kw) -> ReaderModel:
         import torch
 
         if threads:
             torch.set_num_threads(threads)
-        _, ReaderNet = _net_classes()
+        _, ReaderNet = _net_classes()  # noqa: N806 - a class
         encoder = _load_encoder(base)
         net = ReaderNet(encoder)
         rank = int(meta.get("rank", 16))
@@ -266,7 +281,7 @@ class ReaderModel:
         return cls(net, tokenizer_for(base), meta, **kw)
 
     @classmethod
-    def load(cls, templates, base: Path, threads: int | None = 1, **kw) -> "ReaderModel":
+    def load(cls, templates, base: Path, threads: int | None = 1, **kw) -> ReaderModel:
         state, meta = load_reader_file(templates.bytes(READER_FILE))
         return cls.from_state(base, state, meta, threads=threads, **kw)
 

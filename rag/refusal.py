@@ -76,7 +76,7 @@ class RefusalPolicy:
         return confidence is not None and confidence < self.confidence_floor
 
     @classmethod
-    def of(cls, answering: AnsweringSettings) -> "RefusalPolicy":
+    def of(cls, answering: AnsweringSettings) -> RefusalPolicy:
         return cls(**{f.name: getattr(answering, f.name) for f in fields(cls)})
 
     def before_generation(self, relevance: float | None, question: Question | None = None) -> str | None:

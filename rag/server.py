@@ -67,11 +67,15 @@ def bind(settings) -> socket.socket:
         where = f"{host}:{port}" if family == socket.AF_INET else f"[{host}]:{port}"
         code = getattr(exc, "errno", None)
         if code == errno.EADDRINUSE:
-            raise ServeError(f"port {port} is already in use on {host}; stop what is listening there, "
-                             f"or choose another port with {settings.name_of('port')}") from None  # fmt: skip
+            raise ServeError(
+                f"port {port} is already in use on {host}; stop what is listening there, "
+                f"or choose another port with {settings.name_of('port')}"
+            ) from None
         if code == errno.EACCES:
-            raise ServeError(f"not allowed to listen on port {port} (ports below 1024 need privileges); "
-                             f"choose another port with {settings.name_of('port')}") from None  # fmt: skip
+            raise ServeError(
+                f"not allowed to listen on port {port} (ports below 1024 need privileges); "
+                f"choose another port with {settings.name_of('port')}"
+            ) from None
         reason = getattr(exc, "strerror", None) or str(exc)
         raise ServeError(f"cannot listen on {where}: {reason}; check {settings.name_of('host')}") from None
     sock.set_inheritable(True)
@@ -88,7 +92,9 @@ def _announcing_loader(settings):
     info = pipeline.info()
     from rag.text import counted
 
-    docs, chunks = (counted(info[k], k.rstrip("s")) if isinstance(info[k], int) else info[k] for k in ("documents", "chunks"))
+    docs, chunks = (
+        counted(info[k], k.rstrip("s")) if isinstance(info[k], int) else info[k] for k in ("documents", "chunks")
+    )
     print(f"rag serve: ready: {info['model']}, {docs}, {chunks}", flush=True)
     return pipeline
 
@@ -114,8 +120,14 @@ def _warn_if_exposed(settings) -> None:
     except ValueError:
         loopback = settings.host == "localhost"
     if not loopback and not settings.api_token:
-        print(f"rag serve: warning: listening on {settings.host} without RAG_API_TOKEN; anyone who can reach "
-              "this machine can use the API", file=sys.stderr)  # fmt: skip
+        print(
+            f"rag serve: warning: listening on {settings.host} without RAG_API_TOKEN; anyone who can reach "
+            "this machine can use the API",
+            file=sys.stderr,
+        )
     if not loopback:
-        print(f"rag serve: requests are answered when addressed to an IP or to {', '.join(settings.allowed_hosts)}; "
-              "set RAG_ALLOWED_HOSTS to add the name you browse to", file=sys.stderr)  # fmt: skip
+        print(
+            f"rag serve: requests are answered when addressed to an IP or to {', '.join(settings.allowed_hosts)}; "
+            "set RAG_ALLOWED_HOSTS to add the name you browse to",
+            file=sys.stderr,
+        )

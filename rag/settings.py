@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from types import UnionType
-from typing import Annotated, Iterable, Literal, TypeVar, Union, get_args, get_origin
+from typing import Annotated, Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -194,7 +195,7 @@ class AnsweringSettings(_Group):
         ge=0.0,
         le=1.0,
         description="An answer whose confidence (the decider's P(right answer)) is below this is shown as a refusal, "
-        "\"The documents don't say for sure\", with the answer as the closest guess and its evidence under it; "
+        '"The documents don\'t say for sure", with the answer as the closest guess and its evidence under it; '
         "0 (the default) never withholds an answer.",
     )
     tidy_spans: bool = Field(
@@ -338,7 +339,7 @@ class Settings(IndexSettings, RetrievalSettings, GenerationSettings, AnsweringSe
     def _group(self, cls: type[Group]) -> Group:
         """This object's values of one group (already validated), remembering which came from flags."""
         group = cls.model_construct(**{name: getattr(self, name) for name in cls.model_fields})
-        group._from_flags = frozenset(cls.model_fields) & self._from_flags
+        group._from_flags = frozenset(cls.model_fields) & self._from_flags  # noqa: SLF001 - Settings builds its groups
         return group
 
 
@@ -451,5 +452,5 @@ def build_settings(overrides: dict | None = None, **defaults) -> Settings:
                 where = "settings"
             problems.append(f"{where}: {e['msg']}")
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None
-    settings._from_flags = frozenset(given)
+    settings._from_flags = frozenset(given)  # noqa: SLF001 - set by the module that defines Settings
     return settings

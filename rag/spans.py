@@ -17,10 +17,10 @@ from __future__ import annotations
 import re
 
 from rag.lexicon import CLAUSE_BREAK, STOPWORDS
-
-ARTICLES = frozenset({"a", "an", "the"})
 from rag.question import Question
 from rag.text import norm, words
+
+ARTICLES = frozenset({"a", "an", "the"})
 
 
 def _kind(token: str, question: Question) -> str:

@@ -85,7 +85,9 @@ class Strategy(Protocol):
     def refusal_reason(self, question: Question, numbered: list[Numbered], reading, relevance: float) -> str:
         """Why there was nothing to plan, in words a reader can check."""
 
-    def finish(self, question: Question, raw: str, plan: Plan, numbered: list[Numbered], relevance: float) -> Outcome: ...
+    def finish(
+        self, question: Question, raw: str, plan: Plan, numbered: list[Numbered], relevance: float
+    ) -> Outcome: ...
 
 
 @dataclass
@@ -117,7 +119,9 @@ class _Prompting:
             user = self.templates.render(self.files.user, passages=shown_ex, question=ex["question"])
             messages.append({"role": "user", "content": user})
             messages.append({"role": "assistant", "content": f"{contract.marker(1)} {ex['answer']}"})
-        messages.append({"role": "user", "content": self.templates.render(self.files.user, passages=shown, question=question)})
+        messages.append(
+            {"role": "user", "content": self.templates.render(self.files.user, passages=shown, question=question)}
+        )
         return messages
 
     def fetch_k(self, k: int) -> int:
@@ -166,9 +170,15 @@ class Extractive(_Prompting):
         items = {c.item.n: c.item for c in chosen}
         shown = [_Shown(n, items[n].text[s:e]) for n, (s, e) in windows.items()]
         grammar = extractive_grammar(
-            self.templates, self.files.grammar, list(items.values()), None, set(question.avoid_start),
-            set(question.near), windows=windows, parts=question.parts,
-        )  # fmt: skip
+            self.templates,
+            self.files.grammar,
+            list(items.values()),
+            None,
+            set(question.avoid_start),
+            set(question.near),
+            windows=windows,
+            parts=question.parts,
+        )
         max_tokens = self.max_tokens * question.parts
         return Plan(self.messages(question.text, shown), grammar, max_tokens, chosen[0], chosen, ranked)
 
@@ -193,7 +203,7 @@ class Extractive(_Prompting):
         if len(cited) > 1:
             return self._finish_parts(question, cited, relevance)
         citation, best = cited[0]
-        item, sentence = best.item, best.text
+        sentence = best.text
         signals = assess(question, citation.quote, sentence, relevance)
         if not signals.typed and question.kind in REPAIRABLE_TYPES:
             citation, signals = self._repair(question, best, citation, signals, relevance)
@@ -295,8 +305,9 @@ def _windows(chosen: list[Candidate]) -> dict[int, tuple[int, int]]:
 
 def _evidence(c: Candidate) -> contract.Evidence:
     base = c.item.passage.chunk.start
-    return contract.Evidence(n=c.item.n, source=c.item.passage.chunk.doc_id, start=base + c.start, end=base + c.end,
-                             text=c.text)  # fmt: skip
+    return contract.Evidence(
+        n=c.item.n, source=c.item.passage.chunk.doc_id, start=base + c.start, end=base + c.end, text=c.text
+    )
 
 
 def answer_features(
@@ -318,7 +329,9 @@ def answer_features(
             "support": signals.support,
             "echo": float(signals.echo),
             "answer_log_words": math.log1p(len(words(quote))),
-            "answer_in_question": sum(stem(w) in question.asked for w in span_terms) / len(span_terms) if span_terms else 1.0,
+            "answer_in_question": sum(stem(w) in question.asked for w in span_terms) / len(span_terms)
+            if span_terms
+            else 1.0,
         }
     )
     return f

@@ -87,9 +87,11 @@ def main() -> None:
         return
     for name in ("single", "concurrent"):
         r = report[name]
-        print(f"{name:>10}: {r['clients']} client(s), {r['requests']} requests {r['status']}: p50 {r['p50_s']} s, "
-              f"p95 {r['p95_s']} s, max {r['max_s']} s, server p50 {r['server_p50_ms']} ms, "
-              f"{r['throughput_per_s']} answers/s")  # fmt: skip
+        print(
+            f"{name:>10}: {r['clients']} client(s), {r['requests']} requests {r['status']}: p50 {r['p50_s']} s, "
+            f"p95 {r['p95_s']} s, max {r['max_s']} s, server p50 {r['server_p50_ms']} ms, "
+            f"{r['throughput_per_s']} answers/s"
+        )
     print(f"load average (1 min) before/after: {report['load_average']:.2f}/{report['load_average_after']:.2f}")
 
 

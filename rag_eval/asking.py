@@ -14,8 +14,9 @@ Standard library only at module level (the CLI imports the eval command to build
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 
 @dataclass(frozen=True)

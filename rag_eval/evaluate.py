@@ -12,9 +12,9 @@ import argparse
 import math
 import sys
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable, Iterable
 
 from rag_eval import DEFAULT_QUESTIONS, RUNS_DIR
 from rag_eval.asking import ask_each
@@ -38,7 +38,7 @@ def ask_all(pipeline, questions, k: int, progress: Callable[[Iterable], Iterable
     records = []
     for asked in ask_each(pipeline, questions, k, progress):
         q, answer = asked.question, asked.answer
-        raw = answer.to_dict() if answer is not None else None
+        raw = answer.model_dump() if answer is not None else None
         records.append(
             {
                 "id": q.id,
@@ -90,7 +90,7 @@ def run_config(pipeline, k: int, questions_path: Path, n_questions: int) -> dict
 
 def run_eval(pipeline, questions, k: int, questions_path: Path, progress=iter) -> dict:
     """The whole evaluation as one JSON-ready object: config, metrics overall and per category, each question."""
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     t0 = time.perf_counter()
     records = ask_all(pipeline, questions, k, progress)
     config = run_config(pipeline, k, questions_path, len(questions))
@@ -120,7 +120,9 @@ def threshold_type(higher_is_better: bool) -> Callable[[str], tuple[str, float]]
         if name not in METRICS:
             raise argparse.ArgumentTypeError(f"unknown metric {name!r}; valid metrics: {', '.join(METRICS)}")
         if METRICS[name][1] != higher_is_better:
-            raise argparse.ArgumentTypeError(f"{name} is {'lower' if higher_is_better else 'higher'}-is-better; use {other}")
+            raise argparse.ArgumentTypeError(
+                f"{name} is {'lower' if higher_is_better else 'higher'}-is-better; use {other}"
+            )
         try:
             number = float(value)
         except ValueError:
@@ -143,22 +145,37 @@ def add_arguments(parser) -> None:
     parser.add_argument("--questions", type=Path, help=f"questions JSONL (default {DEFAULT_QUESTIONS})")
     parser.add_argument("--out", type=Path, help=f"output folder (default {RUNS_DIR}/<time>-<model>)")
     parser.add_argument(
-        "--min", dest="minimums", action="append", default=[], type=threshold_type(True), metavar="METRIC=VALUE",
+        "--min",
+        dest="minimums",
+        action="append",
+        default=[],
+        type=threshold_type(True),
+        metavar="METRIC=VALUE",
         help="exit 1 if this overall metric is below VALUE (repeatable); metrics: " + ", ".join(METRICS),
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--max", dest="maximums", action="append", default=[], type=threshold_type(False), metavar="METRIC=VALUE",
+        "--max",
+        dest="maximums",
+        action="append",
+        default=[],
+        type=threshold_type(False),
+        metavar="METRIC=VALUE",
         help="exit 1 if this lower-is-better metric (rates, seconds) is above VALUE (repeatable)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--compare", nargs=2, type=Path, metavar=("A.json", "B.json"),
+        "--compare",
+        nargs=2,
+        type=Path,
+        metavar=("A.json", "B.json"),
         help="print two runs' overall metrics side by side and exit (no model is loaded)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--squad", type=Path, metavar="FILE",
+        "--squad",
+        type=Path,
+        metavar="FILE",
         help="evaluate on SQuAD 2.0 JSON (.json or .json.gz) instead: each article becomes a document, all are "
         "indexed together, every question is asked; reports EM, F1, containment, refusals, cited-span overlap",
-    )  # fmt: skip
+    )
     parser.add_argument("--articles", nargs="+", metavar="TITLE", help="with --squad: the articles to use")
     parser.add_argument("--limit", type=int, help="with --squad: questions per article (stratified sample)")
     parser.add_argument("--seed", type=int, default=0, help="with --squad: sampling seed (default 0)")

@@ -21,7 +21,7 @@ import argparse
 import json
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -91,8 +91,15 @@ def answer_rows(pipeline, questions) -> list[dict]:
         if not extra:
             continue  # refused before the model ran (off-topic or nothing to cite): the rules decide those
         pred = squad.prediction({**answer, "refused": False}) if not answer["refused"] else ""
-        rows.append({"qid": q.id, "article": q.article, "answerable": int(q.answerable),
-                     "f1": squad.f1(pred, q.answers) if q.answerable else 0.0, **extra})  # fmt: skip
+        rows.append(
+            {
+                "qid": q.id,
+                "article": q.article,
+                "answerable": int(q.answerable),
+                "f1": squad.f1(pred, q.answers) if q.answerable else 0.0,
+                **extra,
+            }
+        )
     return rows
 
 
@@ -118,8 +125,9 @@ def fit_answerer(rows: list[dict], max_false_refusals: float, require_names: boo
     """The logistic answerer and its threshold: the highest that refuses at most `max_false_refusals` of the
     answerable fitting questions, counting the refusals of the names rule (`require_names`: a name in the
     question missing from the cited sentence refuses, whatever the model says) in that budget."""
-    features = sorted(k for k in rows[0] if k not in ("qid", "article", "answerable", "f1", "p_answer")
-                      and k not in STACKED)  # the reader's signals go to the stacked model only
+    features = sorted(
+        k for k in rows[0] if k not in ("qid", "article", "answerable", "f1", "p_answer") and k not in STACKED
+    )  # the reader's signals go to the stacked model only
     answerer = _fit_logistic(rows, [r["answerable"] for r in rows], features)
 
     def refused(r: dict, t: float) -> bool:
@@ -133,10 +141,18 @@ def fit_answerer(rows: list[dict], max_false_refusals: float, require_names: boo
             threshold = float(t)
     recall = float(np.mean([refused(r, threshold) for r in unans])) if unans else float("nan")
     false = float(np.mean([refused(r, threshold) for r in ans]))
-    print(f"answerer: {len(rows)} answers; threshold {threshold:.3f} (names rule {require_names}): refusal recall "
-          f"{recall:.3f}, false refusals {false:.3f} on the fitting answers", file=sys.stderr)  # fmt: skip
-    return {**answerer, "threshold": round(threshold, 4), "require_names": require_names,
-            "refusal_recall_fit": round(recall, 4), "false_refusals_fit": round(false, 4)}  # fmt: skip
+    print(
+        f"answerer: {len(rows)} answers; threshold {threshold:.3f} (names rule {require_names}): refusal recall "
+        f"{recall:.3f}, false refusals {false:.3f} on the fitting answers",
+        file=sys.stderr,
+    )
+    return {
+        **answerer,
+        "threshold": round(threshold, 4),
+        "require_names": require_names,
+        "refusal_recall_fit": round(recall, 4),
+        "false_refusals_fit": round(false, 4),
+    }
 
 
 def refit_main(argv: list[str]) -> int:
@@ -150,10 +166,14 @@ def refit_main(argv: list[str]) -> int:
     rows = rows_from_records(args.results)
     articles = sorted({r["article"] for r in rows})
     if set(articles) & set(model["held_out_articles"]):
-        raise SystemExit(f"refit: records include held-out articles {sorted(set(articles) & set(model['held_out_articles']))}")
-    model["answerer"] = {**fit_answerer(rows, args.max_false_refusals),
-                         "fitted_on": {"records": [p.name for p in args.results], "articles": articles}}  # fmt: skip
-    model["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        raise SystemExit(
+            f"refit: records include held-out articles {sorted(set(articles) & set(model['held_out_articles']))}"
+        )
+    model["answerer"] = {
+        **fit_answerer(rows, args.max_false_refusals),
+        "fitted_on": {"records": [p.name for p in args.results], "articles": articles},
+    }
+    model["created"] = datetime.now(UTC).isoformat(timespec="seconds")
     args.model.write_text(json.dumps(model, indent=1) + "\n")
     print(f"wrote {args.model}", file=sys.stderr)
     return 0
@@ -178,18 +198,34 @@ def fit_stacked(rows: list[dict], answerer: dict, max_false_refusals: float) -> 
 
     ans = [r for r in rows if r["answerable"]]
     unans = [r for r in rows if not r["answerable"]]
-    threshold = max((float(t) for t in np.linspace(0, 1, 201)
-                     if np.mean([refused(r, t) for r in ans]) <= max_false_refusals), default=0.0)  # fmt: skip
+    threshold = max(
+        (float(t) for t in np.linspace(0, 1, 201) if np.mean([refused(r, t) for r in ans]) <= max_false_refusals),
+        default=0.0,
+    )
     recall = float(np.mean([refused(r, threshold) for r in unans]))
     false = float(np.mean([refused(r, threshold) for r in ans]))
-    alone = max((float(t) for t in np.linspace(0, 1, 201)
-                 if np.mean([r.get("missing_names", 0) > 0 or _prob(answerer, r) < t for r in ans]) <= max_false_refusals),
-                default=0.0)  # fmt: skip
+    alone = max(
+        (
+            float(t)
+            for t in np.linspace(0, 1, 201)
+            if np.mean([r.get("missing_names", 0) > 0 or _prob(answerer, r) < t for r in ans]) <= max_false_refusals
+        ),
+        default=0.0,
+    )
     recall_alone = float(np.mean([r.get("missing_names", 0) > 0 or _prob(answerer, r) < alone for r in unans]))
-    print(f"stacked: {len(rows)} answers; threshold {threshold:.3f}: refusal recall {recall:.3f}, false refusals "
-          f"{false:.3f} (the answerer alone at the same budget: refusal recall {recall_alone:.3f})", file=sys.stderr)  # fmt: skip
-    return {**model, "threshold": round(threshold, 4), "require_names": True, "refusal_recall_fit": round(recall, 4),
-            "false_refusals_fit": round(false, 4), "answerer_alone_refusal_recall_fit": round(recall_alone, 4)}  # fmt: skip
+    print(
+        f"stacked: {len(rows)} answers; threshold {threshold:.3f}: refusal recall {recall:.3f}, false refusals "
+        f"{false:.3f} (the answerer alone at the same budget: refusal recall {recall_alone:.3f})",
+        file=sys.stderr,
+    )
+    return {
+        **model,
+        "threshold": round(threshold, 4),
+        "require_names": True,
+        "refusal_recall_fit": round(recall, 4),
+        "false_refusals_fit": round(false, 4),
+        "answerer_alone_refusal_recall_fit": round(recall_alone, 4),
+    }
 
 
 def stack_main(argv: list[str]) -> int:
@@ -199,8 +235,13 @@ def stack_main(argv: list[str]) -> int:
     p.add_argument("model", type=Path)
     p.add_argument("results", type=Path, nargs="+")
     p.add_argument("--max-false-refusals", type=float, default=0.15)
-    p.add_argument("--reader-articles", nargs="+", default=[], metavar="TITLE",
-                   help="articles the reader was fitted on (refused here: its signals are optimistic on them)")
+    p.add_argument(
+        "--reader-articles",
+        nargs="+",
+        default=[],
+        metavar="TITLE",
+        help="articles the reader was fitted on (refused here: its signals are optimistic on them)",
+    )
     args = p.parse_args(argv)
     model = json.loads(args.model.read_text())
     rows = rows_from_records(args.results)
@@ -208,9 +249,11 @@ def stack_main(argv: list[str]) -> int:
     bad = set(articles) & (set(model["held_out_articles"]) | set(args.reader_articles))
     if bad:
         raise SystemExit(f"stack: records include held-out or reader-fitting articles {sorted(bad)}")
-    model["reader_answerer"] = {**fit_stacked(rows, model["answerer"], args.max_false_refusals),
-                                "fitted_on": {"records": [p.name for p in args.results], "articles": articles}}  # fmt: skip
-    model["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    model["reader_answerer"] = {
+        **fit_stacked(rows, model["answerer"], args.max_false_refusals),
+        "fitted_on": {"records": [p.name for p in args.results], "articles": articles},
+    }
+    model["created"] = datetime.now(UTC).isoformat(timespec="seconds")
     args.model.write_text(json.dumps(model, indent=1) + "\n")
     print(f"wrote {args.model}", file=sys.stderr)
     return 0
@@ -248,8 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     selector = _fit_logistic(rows, [r["label"] for r in rows], sel_features)
     hand = top1(rows, lambda r: -r["hand_rank"])
     fitted = top1(rows, lambda r: _prob(selector, r))
-    print(f"selector: {len(rows)} candidates of {len(fit_q)} questions; top-1 hand {hand:.3f} -> fitted {fitted:.3f} "
-          f"({time.time() - t0:.0f} s)", file=sys.stderr)  # fmt: skip
+    print(
+        f"selector: {len(rows)} candidates of {len(fit_q)} questions; top-1 hand {hand:.3f} -> fitted {fitted:.3f} "
+        f"({time.time() - t0:.0f} s)",
+        file=sys.stderr,
+    )
 
     model = {
         "format": 1,
@@ -257,14 +303,17 @@ def main(argv: list[str] | None = None) -> int:
         "data": f"{args.file.name} (SQuAD 2.0 dev, CC BY-SA 4.0)",
         "fit_articles": sorted(args.fit),
         "held_out_articles": sorted(a.title for a in articles if a.title not in set(args.fit)),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "selector": {**selector, "threshold": 0.5, "top1_fit": {"hand": round(hand, 4), "fitted": round(fitted, 4)}},
         # provisional: always answer, so the answer rows see every copied span
         "answerer": {"features": [], "weights": [], "bias": 10.0, "threshold": 0.0},
     }
     args.out.write_text(json.dumps(model, indent=1) + "\n")
-    pipeline = Pipeline.load(build_settings({**settings.model_dump(), "decisions": "fitted", "prompts_dir": args.out.parent}),
-                             embedder=pipeline.embedder, generator=pipeline.generator)  # fmt: skip
+    pipeline = Pipeline.load(
+        build_settings({**settings.model_dump(), "decisions": "fitted", "prompts_dir": args.out.parent}),
+        embedder=pipeline.embedder,
+        generator=pipeline.generator,
+    )
     answer_q = squad.questions(fit_articles, docs, args.answer_limit, args.seed + 1)
     t1 = time.time()
     arows = answer_rows(pipeline, answer_q)

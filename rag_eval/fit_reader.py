@@ -33,7 +33,7 @@ import math
 import random
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -171,8 +171,11 @@ def train(args) -> dict:
     n = len(starts)
     lengths = [len(x) for x in enc["input_ids"]]
     pos = sum(1 for s in starts if s)
-    print(f"train: {len(rows)} passages, {n} windows ({pos} holding an answer, median {int(np.median(lengths))} "
-          f"tokens) from {len(args.train_items)} questions", file=sys.stderr)  # fmt: skip
+    print(
+        f"train: {len(rows)} passages, {n} windows ({pos} holding an answer, median {int(np.median(lengths))} "
+        f"tokens) from {len(args.train_items)} questions",
+        file=sys.stderr,
+    )
     params = [p for p in net.parameters() if p.requires_grad]
     print(f"trainable parameters: {sum(p.numel() for p in params):,}", file=sys.stderr)
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
@@ -187,8 +190,7 @@ def train(args) -> dict:
     ckpt = Path(args.workdir) / "reader-train.pt"
     # what must match to resume; the step budget may change (a run slowed by another process can be
     # resumed with a smaller --steps, the learning-rate decay then ends at the new total)
-    key = {k: getattr(args, k) for k in ("seed", "lr", "batch", "max_length", "stride", "negatives",
-                                          "freeze_layers")}  # fmt: skip
+    key = {k: getattr(args, k) for k in ("seed", "lr", "batch", "max_length", "stride", "negatives", "freeze_layers")}
     key["examples"] = n
     step, spent = 0, 0.0
     if ckpt.exists() and not args.fresh:
@@ -213,14 +215,16 @@ def train(args) -> dict:
             if step >= plan["total"]:
                 break
             width = max(lengths[i] for i in batch)
-            pad = lambda key: torch.tensor([enc[key][i] + [0] * (width - lengths[i]) for i in batch])  # noqa: E731
+            pad = lambda key: torch.tensor([enc[key][i] + [0] * (width - lengths[i]) for i in batch])  # noqa: E731, B023 - used in this step
             x, tt = pad("input_ids"), pad("token_type_ids")
             m = torch.tensor([[1] * lengths[i] + [0] * (width - lengths[i]) for i in batch])
             s_logits, e_logits = net(x, m, tt)
             s_logits = s_logits.masked_fill(m == 0, -1e4)
             e_logits = e_logits.masked_fill(m == 0, -1e4)
-            loss = (torch.nn.functional.cross_entropy(s_logits, torch.tensor([starts[i] for i in batch]))
-                    + torch.nn.functional.cross_entropy(e_logits, torch.tensor([ends[i] for i in batch]))) / 2  # fmt: skip
+            loss = (
+                torch.nn.functional.cross_entropy(s_logits, torch.tensor([starts[i] for i in batch]))
+                + torch.nn.functional.cross_entropy(e_logits, torch.tensor([ends[i] for i in batch]))
+            ) / 2
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -233,18 +237,41 @@ def train(args) -> dict:
                 affordable = int(rate * args.minutes * 60)
                 if affordable < plan["total"]:
                     plan["total"] = affordable
-                    print(f"{rate:.2f} steps/s: {affordable} steps fit in {args.minutes} min "
-                          f"({affordable / per_epoch:.2f} epochs)", file=sys.stderr)  # fmt: skip
+                    print(
+                        f"{rate:.2f} steps/s: {affordable} steps fit in {args.minutes} min "
+                        f"({affordable / per_epoch:.2f} epochs)",
+                        file=sys.stderr,
+                    )
             if step % 50 == 0 or step == plan["total"]:
-                print(f"  step {step}/{plan['total']} epoch {epoch + 1} loss {np.mean(losses[-50:]):.3f} "
-                      f"({time.time() - t0:.0f} s)", file=sys.stderr, flush=True)  # fmt: skip
+                print(
+                    f"  step {step}/{plan['total']} epoch {epoch + 1} loss {np.mean(losses[-50:]):.3f} "
+                    f"({time.time() - t0:.0f} s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
             if step % args.checkpoint_every == 0 or step == plan["total"]:
-                _save_checkpoint(ckpt, {"key": key, "model": trainable_state(net), "opt": opt.state_dict(),
-                                        "sched": sched.state_dict(), "step": step, "seconds": time.time() - t0,
-                                        "plan": plan})  # fmt: skip
+                _save_checkpoint(
+                    ckpt,
+                    {
+                        "key": key,
+                        "model": trainable_state(net),
+                        "opt": opt.state_dict(),
+                        "sched": sched.state_dict(),
+                        "step": step,
+                        "seconds": time.time() - t0,
+                        "plan": plan,
+                    },
+                )
     net.eval()
-    return {"state": trainable_state(net), "train_passages": len(rows), "train_windows": n, "train_positives": pos,
-            "steps": step, "epochs_done": round(step / per_epoch, 3), "seconds": round(time.time() - t0)}  # fmt: skip
+    return {
+        "state": trainable_state(net),
+        "train_passages": len(rows),
+        "train_windows": n,
+        "train_positives": pos,
+        "steps": step,
+        "epochs_done": round(step / per_epoch, 3),
+        "seconds": round(time.time() - t0),
+    }
 
 
 def read_items(reader, items) -> list[dict]:
@@ -338,19 +365,23 @@ def refit(results: list[Path], reader_file: Path, max_false_refusals: float) -> 
     from sklearn.linear_model import LogisticRegression
 
     scored = [x for x in rows if x["raw_margin"] is not None]
-    X = np.array([[x["raw_margin"]] for x in scored])
+    X = np.array([[x["raw_margin"]] for x in scored])  # noqa: N806 - scikit-learn's name for the feature matrix
     y = np.array([int(x["answerable"] and x["f1"] >= 0.5) for x in scored])
     fit = LogisticRegression(C=1.0).fit(X, y) if 0 < y.sum() < len(y) else None
     if fit is not None:
-        best["confidence"] = {"a": round(float(fit.coef_[0][0]), 5), "b": round(float(fit.intercept_[0]), 5),
-                              "feature": "reader_margin", "target": "answerable and F1 >= 0.5",
-                              "questions": len(scored)}  # fmt: skip
+        best["confidence"] = {
+            "a": round(float(fit.coef_[0][0]), 5),
+            "b": round(float(fit.intercept_[0]), 5),
+            "feature": "reader_margin",
+            "target": "answerable and F1 >= 0.5",
+            "questions": len(scored),
+        }
     state, meta = load_reader_file(Path(reader_file).read_bytes())
     meta["threshold"] = best["threshold"]
     meta["decider"] = {
         **best, "fitted_on": [Path(p).parent.name for p in results], "questions": len(rows),
         "max_false_refusals": max_false_refusals, "alternatives": list(options.values()),
-        "script": f"{SCRIPT} --refit", "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "script": f"{SCRIPT} --refit", "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }  # fmt: skip
     save_reader(reader_file, state, meta)
     return meta["decider"]
@@ -389,7 +420,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--held-out", nargs="*", default=HELD_OUT)
     p.add_argument("--workdir", default="/tmp/readerfit", help="index, checkpoints (a rerun resumes from them)")
     p.add_argument("--out", default="prompts/reader.safetensors")
-    p.add_argument("--k", type=int, default=4, help="passages retrieved per training question (negatives drawn from them)")
+    p.add_argument(
+        "--k", type=int, default=4, help="passages retrieved per training question (negatives drawn from them)"
+    )
     p.add_argument("--negatives", type=int, default=1, help="passages without the answer per training question")
     p.add_argument("--read-k", type=int, default=6, help="passages the reader reads per question when scoring")
     p.add_argument("--epochs", type=int, default=3)
@@ -406,10 +439,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--fresh", action="store_true", help="ignore a checkpoint in --workdir")
     p.add_argument("--limit", type=int, default=None, help="questions per article (default: all)")
-    p.add_argument("--refit", nargs="+", type=Path, metavar="RESULTS_JSON",
-                   help="refit the answer/refuse decision of --out from calibration runs (see `refit`); no training")
-    p.add_argument("--calibration-copy", type=Path, metavar="DIR",
-                   help="write a prompts folder for the calibration run into DIR (see `calibration_copy`)")
+    p.add_argument(
+        "--refit",
+        nargs="+",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="refit the answer/refuse decision of --out from calibration runs (see `refit`); no training",
+    )
+    p.add_argument(
+        "--calibration-copy",
+        type=Path,
+        metavar="DIR",
+        help="write a prompts folder for the calibration run into DIR (see `calibration_copy`)",
+    )
     args = p.parse_args(argv)
     if args.refit:
         print(json.dumps(refit(args.refit, Path(args.out), args.max_false_refusals), indent=1))
@@ -442,9 +484,14 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
     args.train_items = _passages_for(pipeline, pick(args.train, args.limit), args.k, add_gold=True)
     calibrate_items = _passages_for(pipeline, pick(args.calibrate, args.limit), args.read_k, add_gold=False)
-    held_items = _passages_for(pipeline, pick(args.held_out, args.limit), args.read_k, add_gold=False) if args.held_out else []
-    print(f"retrieval for {len(args.train_items) + len(calibrate_items) + len(held_items)} questions: "
-          f"{time.time() - t0:.0f} s", file=sys.stderr)  # fmt: skip
+    held_items = (
+        _passages_for(pipeline, pick(args.held_out, args.limit), args.read_k, add_gold=False) if args.held_out else []
+    )
+    print(
+        f"retrieval for {len(args.train_items) + len(calibrate_items) + len(held_items)} questions: "
+        f"{time.time() - t0:.0f} s",
+        file=sys.stderr,
+    )
 
     fitted = train(args)
     meta = {
@@ -455,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
         "train_articles": sorted(args.train),
         "calibration_articles": sorted(args.calibrate),
         "held_out_articles": sorted(args.held_out),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "base": "all-MiniLM-L6-v2 (the bundled embedder)",
         "freeze_layers": args.freeze_layers, "max_length": args.max_length, "stride": args.stride,
         "epochs_done": fitted["epochs_done"], "steps": fitted["steps"], "lr": args.lr, "batch": args.batch,
@@ -482,7 +529,13 @@ def main(argv: list[str] | None = None) -> int:
             per[title] = scores([r for r in held if r["article"] == title], threshold)
         meta["held_out_per_article"] = per
     save_reader(args.out, fitted["state"], meta)
-    shown = ("threshold", "calibration", "held_out", "held_out_gold_paragraph", "held_out_gold_paragraph_never_refusing")
+    shown = (
+        "threshold",
+        "calibration",
+        "held_out",
+        "held_out_gold_paragraph",
+        "held_out_gold_paragraph_never_refusing",
+    )
     print(json.dumps({k: meta[k] for k in shown if k in meta}, indent=1))
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

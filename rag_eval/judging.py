@@ -11,7 +11,7 @@ imports the eval command to build its parser).
 from __future__ import annotations
 
 import statistics
-from typing import Callable
+from collections.abc import Callable
 
 from rag.markers import MARKER as _MARKER
 from rag.markers import strip_markers
@@ -144,7 +144,9 @@ def judge(question, answer: dict, passages: list, seconds: float, read_source) -
     if question.answerable:
         rank = evidence_rank(passages, question.evidence)
         if rank is None:
-            fail("retrieval_miss", f"no retrieved passage ({len(passages)}) holds the evidence {question.evidence[0]!r}")
+            fail(
+                "retrieval_miss", f"no retrieved passage ({len(passages)}) holds the evidence {question.evidence[0]!r}"
+            )
         missing = missing_parts(answer["answer"], question.answers)
         correct = not refused and not missing
         f1 = 0.0 if refused else answer_f1(answer["answer"], question.answers)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
-from typing import Callable
+from collections.abc import Callable
 
 from rag_eval.stats import calibration, mean, percentile, proportion
 

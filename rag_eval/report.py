@@ -115,8 +115,11 @@ def calibration_section(results: dict, chart: str | None = None) -> str:
 def reliability_table(bins: list[dict]) -> str:
     """The bins of rag_eval.stats.calibration that hold answers, as a markdown table."""
     rows = ["| confidence | answers | mean confidence | accuracy |", "| --- | ---: | ---: | ---: |"]
-    rows += [f"| {b['lo']:.1f}–{b['hi']:.1f} | {b['n']} | {b['confidence']:.3f} | {b['accuracy']:.3f} |"
-             for b in bins if b["n"]]  # fmt: skip
+    rows += [
+        f"| {b['lo']:.1f}–{b['hi']:.1f} | {b['n']} | {b['confidence']:.3f} | {b['accuracy']:.3f} |"
+        for b in bins
+        if b["n"]
+    ]
     return "\n".join(rows)
 
 
@@ -135,16 +138,26 @@ def write_reliability_chart(calibration: dict, path: Path | str, title: str) -> 
     for b in calibration["bins"]:
         if b["n"]:
             ax.plot([b["lo"], b["hi"]], [b["accuracy"]] * 2, color="#2563eb", linewidth=0.8, alpha=0.4)
-    ax.scatter([b["confidence"] for b in rows], [b["accuracy"] for b in rows], s=[20 + 300 * b["n"] / total for b in rows],
-               color="#2563eb", zorder=3, label="accuracy per bin")  # fmt: skip
+    ax.scatter(
+        [b["confidence"] for b in rows],
+        [b["accuracy"] for b in rows],
+        s=[20 + 300 * b["n"] / total for b in rows],
+        color="#2563eb",
+        zorder=3,
+        label="accuracy per bin",
+    )
     ece = calibration["ece"]
     ax.set_title(f"{title}\nECE {ece:.3f} over {calibration['n']} answers" if ece is not None else title, fontsize=10)
     ax.set_ylabel("measured accuracy")
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1.02)
     ax.legend(fontsize=8, loc="upper left")
-    counts.bar([(b["lo"] + b["hi"]) / 2 for b in calibration["bins"]], [b["n"] / total for b in calibration["bins"]],
-               width=0.09, color="#94a3b8")  # fmt: skip
+    counts.bar(
+        [(b["lo"] + b["hi"]) / 2 for b in calibration["bins"]],
+        [b["n"] / total for b in calibration["bins"]],
+        width=0.09,
+        color="#94a3b8",
+    )
     counts.set_xlabel("stated confidence")
     counts.set_ylabel("share")
     fig.tight_layout()
@@ -165,21 +178,24 @@ def errors_note(results: dict) -> str:
 
 def render_report(results: dict) -> str:
     c = results["config"]
-    return "\n\n".join(
-        [
-            "# rag eval report",
-            f"- model: `{c['model']}` ({model_id(c)}), mode {c['mode']}\n"
-            f"- embedder: `{c['embedder']}`; chunks {c['chunk_size']} chars, overlap {c['chunk_overlap']}; k = {c['k']}\n"
-            f"- questions: `{c['questions']}` ({c['n_questions']}{errors_note(results)}); started {c['started']}, "
-            f"took {c['duration_seconds']} s",
-            "## Overall\n\n"
-            "Intervals are Wilson 95% intervals; ↑ higher is better, ↓ lower is better; "
-            "`over` says which questions a metric counts.\n\n" + overall_table(results),
-            "## Per category\n\n" + category_table(results),
-            "## Calibration\n\n" + calibration_section(results, RELIABILITY_CHART),
-            "## Failures\n\n" + failures_section(results),
-        ]
-    ) + "\n"
+    return (
+        "\n\n".join(
+            [
+                "# rag eval report",
+                f"- model: `{c['model']}` ({model_id(c)}), mode {c['mode']}\n"
+                f"- embedder: `{c['embedder']}`; chunks {c['chunk_size']} chars, overlap {c['chunk_overlap']}; k = {c['k']}\n"
+                f"- questions: `{c['questions']}` ({c['n_questions']}{errors_note(results)}); started {c['started']}, "
+                f"took {c['duration_seconds']} s",
+                "## Overall\n\n"
+                "Intervals are Wilson 95% intervals; ↑ higher is better, ↓ lower is better; "
+                "`over` says which questions a metric counts.\n\n" + overall_table(results),
+                "## Per category\n\n" + category_table(results),
+                "## Calibration\n\n" + calibration_section(results, RELIABILITY_CHART),
+                "## Failures\n\n" + failures_section(results),
+            ]
+        )
+        + "\n"
+    )
 
 
 def write_chart(results: dict, path: Path) -> None:
@@ -222,9 +238,13 @@ def write_bar_chart(
         ranged = [(x, v, ci) for x, g, v in bars if (ci := (intervals or {}).get(g, {}).get(key))]  # means: none
         if ranged:
             ax.errorbar(
-                [x for x, _, _ in ranged], [v for _, v, _ in ranged], fmt="none", ecolor="black", capsize=2,
+                [x for x, _, _ in ranged],
+                [v for _, v, _ in ranged],
+                fmt="none",
+                ecolor="black",
+                capsize=2,
                 yerr=[[v - ci[0] for _, v, ci in ranged], [ci[1] - v for _, v, ci in ranged]],
-            )  # fmt: skip
+            )
     if ylim[0] < 0:
         ax.axhline(0, color="black", linewidth=0.6)
     ax.set_xticks(range(len(groups)), list(groups), rotation=20, ha="right", fontsize=8)

@@ -60,9 +60,7 @@ def pdf(pages: list[list[tuple[str, str]]], wrap: int = 80, encrypt: bool = Fals
     )
     encrypt_ref = b""
     if encrypt:  # RC4 40-bit standard security handler with a user password we do not give
-        enc = add(
-            b"<< /Filter /Standard /V 1 /R 2 /O <" + b"11" * 32 + b"> /U <" + b"22" * 32 + b"> /P -44 >>"
-        )
+        enc = add(b"<< /Filter /Standard /V 1 /R 2 /O <" + b"11" * 32 + b"> /U <" + b"22" * 32 + b"> /P -44 >>")
         encrypt_ref = b" /Encrypt %d 0 R /ID [<%s> <%s>]" % (enc, b"ab" * 16, b"ab" * 16)
     out = BytesIO()
     out.write(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
@@ -74,7 +72,10 @@ def pdf(pages: list[list[tuple[str, str]]], wrap: int = 80, encrypt: bool = Fals
     out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
     for off in offsets:
         out.write(b"%010d 00000 n \n" % off)
-    out.write(b"trailer\n<< /Size %d /Root %d 0 R%s >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, catalog, encrypt_ref, xref))
+    out.write(
+        b"trailer\n<< /Size %d /Root %d 0 R%s >>\nstartxref\n%d\n%%%%EOF\n"
+        % (len(objects) + 1, catalog, encrypt_ref, xref)
+    )
     return out.getvalue()
 
 

@@ -65,7 +65,11 @@ def test_ingest_records_the_structure_and_a_new_setting_restructures_without_emb
         load_index(small, keyword_embedder)
     hnsw, report = run_ingest(small, keyword_embedder)
     assert keyword_embedder.texts_embedded == embedded and report.rebuilt_because is None  # vectors reused
-    assert json.loads((small.index_dir / MANIFEST).read_text())["index"] == {"kind": HNSW, "m": 8, "ef_construction": 40}
+    assert json.loads((small.index_dir / MANIFEST).read_text())["index"] == {
+        "kind": HNSW,
+        "m": 8,
+        "ef_construction": 40,
+    }
     loaded = load_index(small.model_copy(update={"hnsw_ef_search": 77}), keyword_embedder)
     assert loaded.faiss.hnsw.efSearch == 77 and np.allclose(loaded.vectors, index.vectors)
     hits = Pipeline(small, keyword_embedder, loaded).search("When did Brad Smith meet Wang Wentao?")
@@ -88,7 +92,10 @@ def test_adding_a_document_grows_the_hnsw_index_in_place(settings, keyword_embed
     assert grown.structure["kind"] == HNSW and grown.faiss.ntotal == len(grown)
     reloaded = load_index(forced, keyword_embedder)
     assert np.allclose(reloaded.vectors, grown.vectors)
-    assert reloaded.chunks[reloaded.search(keyword_embedder.embed(["lighthouse keeper tower"])[0], 1)[0].row].doc_id == "extra.txt"
+    assert (
+        reloaded.chunks[reloaded.search(keyword_embedder.embed(["lighthouse keeper tower"])[0], 1)[0].row].doc_id
+        == "extra.txt"
+    )
 
 
 def test_a_manifest_that_misstates_the_structure_is_corrupt_and_an_old_one_is_exact(settings, keyword_embedder):

@@ -2,11 +2,11 @@ import shutil
 
 import pytest
 
+from rag.chunking import Chunk
 from rag.citations import extractive_grammar, generative_grammar, number_passages, parse_extractive, split_claims
 from rag.pipeline import Pipeline, run_ingest
 from rag.prompts import TemplateError, Templates
 from rag.retrieval import Passage
-from rag.chunking import Chunk
 
 from .conftest import ROOT, SEED_FILE
 from .support.fakes import ScriptedGenerator, copy_phrase
@@ -29,7 +29,9 @@ def test_user_prompt_numbers_passages_and_states_question():
 
 def test_packaged_templates_are_found_without_a_folder():
     packaged = Templates()
-    assert packaged.render("extractive_system.txt", refusal="x") == TEMPLATES.render("extractive_system.txt", refusal="x")
+    assert packaged.render("extractive_system.txt", refusal="x") == TEMPLATES.render(
+        "extractive_system.txt", refusal="x"
+    )
     assert packaged.examples("extractive_examples.json") == TEMPLATES.examples("extractive_examples.json")
 
 

@@ -33,7 +33,12 @@ def passage():
 def answer_for(question: str):
     timings = {"retrieve_ms": 1.0, "generate_ms": 2.0, "total_ms": 3.0}
     return fakes.cited_answer(
-        question, passage(), "Wednesday, December 6, 2023", raw="".join(TOKENS), signals={"typed": True}, timings=timings
+        question,
+        passage(),
+        "Wednesday, December 6, 2023",
+        raw="".join(TOKENS),
+        signals={"typed": True},
+        timings=timings,
     )
 
 
@@ -49,7 +54,9 @@ def fake():
 
 def make_client(pipeline=None, **overrides) -> TestClient:
     settings = Settings(**{"max_question_chars": 100, **overrides})
-    return TestClient(create_app(settings, pipeline=pipeline or api_pipeline()), base_url=BASE, raise_server_exceptions=False)
+    return TestClient(
+        create_app(settings, pipeline=pipeline or api_pipeline()), base_url=BASE, raise_server_exceptions=False
+    )
 
 
 @pytest.fixture

@@ -43,8 +43,9 @@ def test_a_foreign_host_is_refused_by_api_and_chat(chat_app, path, method):
     assert r.status_code == 400 and "RAG_ALLOWED_HOSTS" in r.json()["detail"]
 
 
-@pytest.mark.parametrize("base", [BASE, "http://localhost:8000", "http://127.0.0.1:8000", "http://[::1]:8000",
-                                  "http://192.168.1.20:8000"])  # fmt: skip
+@pytest.mark.parametrize(
+    "base", [BASE, "http://localhost:8000", "http://127.0.0.1:8000", "http://[::1]:8000", "http://192.168.1.20:8000"]
+)
 def test_loopback_names_and_addresses_are_served(chat_app, base):
     with TestClient(chat_app, base_url=base) as c:
         assert c.post("/ask", json={"question": QUESTION}).status_code == 200
@@ -53,8 +54,13 @@ def test_loopback_names_and_addresses_are_served(chat_app, base):
 
 def test_allowed_hosts_setting_admits_a_lan_name_and_its_subdomains():
     app = create_app(Settings(allowed_hosts="rag.lan, .corp.example"), pipeline=api_pipeline())
-    for base, status in [("http://rag.lan:8000", 200), ("http://a.corp.example", 200), ("http://corp.example", 200),
-                         ("http://evilcorp.example", 400), ("http://localhost", 400)]:  # fmt: skip
+    for base, status in [
+        ("http://rag.lan:8000", 200),
+        ("http://a.corp.example", 200),
+        ("http://corp.example", 200),
+        ("http://evilcorp.example", 400),
+        ("http://localhost", 400),
+    ]:
         with TestClient(app, base_url=base) as c:
             assert c.get("/health").status_code == status, base
 
@@ -120,8 +126,11 @@ def test_a_lone_surrogate_is_422_not_500(path, body):
 def test_a_question_of_invisible_characters_is_blank(question):
     pipeline = api_pipeline()
     with TestClient(create_app(Settings(), pipeline=pipeline), base_url=BASE) as c:
-        for path, payload in [("/ask", {"question": question}), ("/ask/stream", {"question": question}),
-                              ("/v1/chat/completions", {"messages": [{"role": "user", "content": question}]})]:  # fmt: skip
+        for path, payload in [
+            ("/ask", {"question": question}),
+            ("/ask/stream", {"question": question}),
+            ("/v1/chat/completions", {"messages": [{"role": "user", "content": question}]}),
+        ]:
             r = c.post(path, json=payload)
             assert r.status_code == 422 and "blank" in r.json()["detail"], (path, r.text)
     assert pipeline.calls == []

@@ -11,8 +11,8 @@ import time
 import httpx
 import pytest
 
-from .support.processes import stop
 from .conftest import ROOT, SEEDS
+from .support.processes import stop
 
 pytestmark = pytest.mark.slow
 RAG = [sys.executable, "-m", "rag.cli"]

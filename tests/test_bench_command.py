@@ -36,8 +36,10 @@ def test_top_imports_reads_importtime_output():
 @pytest.mark.parametrize("module", ["rag_eval.bench.command", "rag_eval.evaluate", "rag.cli"])
 def test_command_modules_import_only_the_standard_library(module):
     """The CLI imports these to build its parser: `rag --help` must not load numpy, torch, llama.cpp…"""
-    code = f"import sys, {module}; heavy = {{'numpy', 'torch', 'faiss', 'llama_cpp', 'fastapi', 'pydantic'}}; " \
-           "print(sorted(heavy & set(sys.modules)))"  # fmt: skip
+    code = (
+        f"import sys, {module}; heavy = {{'numpy', 'torch', 'faiss', 'llama_cpp', 'fastapi', 'pydantic'}}; "
+        "print(sorted(heavy & set(sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
 
@@ -56,8 +58,13 @@ def test_prompts_are_what_pipeline_prepare_returns_and_refusals_are_skipped():
     def prepared(question):
         if "off-topic" in question:
             return SimpleNamespace(messages=None, grammar=None, max_tokens=0, passages=[], steps_ms={"search": 1.0})
-        return SimpleNamespace(messages=[{"role": "user", "content": question}], grammar="root ::= \"x\"",
-                               max_tokens=24, passages=[], steps_ms={"search": 1.0, "plan": 2.0})  # fmt: skip
+        return SimpleNamespace(
+            messages=[{"role": "user", "content": question}],
+            grammar='root ::= "x"',
+            max_tokens=24,
+            passages=[],
+            steps_ms={"search": 1.0, "plan": 2.0},
+        )
 
     pipeline = SimpleNamespace(prepare=prepared)  # no answerer: the all-passages variant is left out
     prompts = build_prompts(pipeline, ["a?", "off-topic?", "b?", "c?"], 2)
@@ -73,8 +80,11 @@ def test_quick_bench_end_to_end(tmp_path):
     out = tmp_path / "bench.md"
     proc = subprocess.run(
         [sys.executable, "-m", "rag.cli", "bench", "--quick", "--json", "--out", str(out)],
-        capture_output=True, text=True, cwd=ROOT, timeout=1800,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=1800,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads(proc.stdout.strip().splitlines()[-1])
     for key in report.REQUIRED_KEYS:

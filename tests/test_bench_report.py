@@ -23,7 +23,9 @@ def test_markdown_table_has_values_targets_and_methods():
     text = bench.render_markdown(fake_results())
     assert text.startswith("# rag bench")
     assert "| measure | value | target | how it was measured |" in text
-    assert "| /ask median, 1 client (ms) | 1,500.0 | <= 1,000.0 **missed** | HTTP; 3 eval questions, model warm |" in text
+    assert (
+        "| /ask median, 1 client (ms) | 1,500.0 | <= 1,000.0 **missed** | HTTP; 3 eval questions, model warm |" in text
+    )
     assert "| peak RSS of a serving process (MB) | 1.5 | <= 1,536.0 met |" in text
     assert "search 12.5, plan 3" in text  # dicts are spelled out
     assert "| search p50, 10,000 chunks (ms) | n/a |" in text
@@ -51,8 +53,15 @@ def test_check_targets():
 
 
 def test_findings_explain_missed_targets_from_the_measurements():
-    results = fake_results(ask_p50_ms=1500.0, raw_generate_p50_ms=900.0, overhead_ratio=1.3, generate_overhead_ratio=1.01,
-                           cold_start_s=20.0, cold_start_phases_s={"embedder": 14.0}, load_average={"start": 2.0})  # fmt: skip
+    results = fake_results(
+        ask_p50_ms=1500.0,
+        raw_generate_p50_ms=900.0,
+        overhead_ratio=1.3,
+        generate_overhead_ratio=1.01,
+        cold_start_s=20.0,
+        cold_start_phases_s={"embedder": 14.0},
+        load_average={"start": 2.0},
+    )
     notes = " ".join(bench.findings(results))
     assert "/ask over target" in notes and "900" in notes
     assert "overhead_ratio 1.3" in notes and "search 12.5" in notes

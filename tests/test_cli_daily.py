@@ -20,7 +20,9 @@ COMMANDS = ["ingest", "search", "ask", "eval", "serve", "bench"]
 
 def run(args, tmp_path, **env):
     full_env = {**os.environ, "RAG_SEEDS_DIR": str(tmp_path / "seeds"), "RAG_INDEX_DIR": str(tmp_path / "index"), **env}
-    return subprocess.run(RAG + args, capture_output=True, text=True, env=full_env, timeout=600, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        RAG + args, capture_output=True, text=True, env=full_env, timeout=600, stdin=subprocess.DEVNULL
+    )
 
 
 def one_line(stderr: str) -> str:
@@ -85,8 +87,10 @@ def test_a_port_in_use_is_one_line_and_exit_2(tmp_path):
         out = run(["serve", "--port", str(port)], tmp_path)
         line = one_line(out.stderr)
         assert out.returncode == 2, (out.returncode, out.stderr)
-        assert line == f"rag serve: port {port} is already in use on 127.0.0.1; stop what is listening there, " \
-                       "or choose another port with --port"
+        assert (
+            line == f"rag serve: port {port} is already in use on 127.0.0.1; stop what is listening there, "
+            "or choose another port with --port"
+        )
         out = run(["serve"], tmp_path, RAG_PORT=str(port))
         assert out.returncode == 2 and one_line(out.stderr).endswith("choose another port with RAG_PORT")
     assert "Errno" not in out.stderr
@@ -115,10 +119,10 @@ def test_ready_line_counts_in_words(monkeypatch, capsys):
             return {"model": "m.gguf", "documents": 1, "chunks": 1}
 
     monkeypatch.setattr(service, "load_pipeline", lambda settings: One())
-    server._announcing_loader(None)
+    server._announcing_loader(None)  # noqa: SLF001 - the loader `rag serve` runs
     assert capsys.readouterr().out.strip() == "rag serve: ready: m.gguf, 1 document, 1 chunk"
     One.info = lambda self: {"model": "m.gguf", "documents": 3, "chunks": 0}
-    server._announcing_loader(None)
+    server._announcing_loader(None)  # noqa: SLF001 - the loader `rag serve` runs
     assert capsys.readouterr().out.strip() == "rag serve: ready: m.gguf, 3 documents, 0 chunks"
 
 

@@ -118,7 +118,9 @@ def test_an_answer_under_the_floor_is_refused_as_not_sure_with_its_best_guess(as
 
 
 def policy(floor: float) -> RefusalPolicy:
-    return RefusalPolicy(min_support=0.3, min_relevance=0.15, refusal_text="The documents don't say.", confidence_floor=floor)
+    return RefusalPolicy(
+        min_support=0.3, min_relevance=0.15, refusal_text="The documents don't say.", confidence_floor=floor
+    )
 
 
 def test_the_floor_is_a_bounded_setting_off_by_default(monkeypatch):
@@ -203,7 +205,9 @@ def test_chat_shows_a_withheld_answer_as_a_refusal_with_the_closest_guess():
     assert 'class="rag-refusal"' in out and "The documents don't say for sure; closest: " in text
     assert QUOTE in text and "rag-badge" in out and "rag-confidence-unsure" in out
     assert 'class="rag-evidence"' in out and f"<mark>{render.text_html(QUOTE)}</mark>" in out
-    assert render.plain_text(answer).splitlines()[0] == f"The documents don't say for sure; closest: {QUOTE} [1] (unsure)"
+    assert (
+        render.plain_text(answer).splitlines()[0] == f"The documents don't say for sure; closest: {QUOTE} [1] (unsure)"
+    )
     sources = render.sources_html(QUESTION, answer, [])
     assert "Closest guess for" in sources and f"<mark>{render.text_html(QUOTE)}</mark>" in sources
 
@@ -232,8 +236,13 @@ def test_ece_weights_each_bin_by_its_answers():
 
 
 def judged(answerable: bool, refused: bool, correct, confidence) -> dict:
-    return {"answerable": answerable, "refused": refused, "correct": correct, "forbidden_found": [],
-            "confidence": confidence}  # fmt: skip
+    return {
+        "answerable": answerable,
+        "refused": refused,
+        "correct": correct,
+        "forbidden_found": [],
+        "confidence": confidence,
+    }
 
 
 def test_a_refusal_is_right_when_the_question_is_unanswerable_and_unstated_confidences_are_left_out():

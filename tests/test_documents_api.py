@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -22,7 +21,9 @@ from .conftest import ROOT
 from .support.fakes import KeywordEmbedder, ScriptedGenerator
 
 FIRST = "# Harbour rules\n\nThe harbour gate opens at seven in the morning.\n"
-PDF = docgen.pdf([[("h1", "Lighthouse manual"), ("p", "The lighthouse lamp was replaced in March 1998 by the keeper.")]])
+PDF = docgen.pdf(
+    [[("h1", "Lighthouse manual"), ("p", "The lighthouse lamp was replaced in March 1998 by the keeper.")]]
+)
 HTML = b"<html><head><title>Ferry</title></head><body><h1>Ferry timetable</h1><p>The ferry to Orkney leaves on Tuesday.</p></body></html>"
 MARKDOWN = b"# Tides\n\nThe spring tide reaches four metres at the quay.\n"
 
@@ -77,7 +78,9 @@ def test_upload_pdf_html_markdown_then_ask_and_remove(live):
 
     r = upload(live, "manual.pdf", PDF)
     assert r.status_code == 202, r.text
-    assert r.json()["status"] in ("pending", "indexing") and r.json()["name"] == "manual.pdf" and r.json()["type"] == "pdf"
+    assert (
+        r.json()["status"] in ("pending", "indexing") and r.json()["name"] == "manual.pdf" and r.json()["type"] == "pdf"
+    )
     assert upload(live, "ferry.html", HTML).status_code == 202
     assert upload(live, "tides.md", MARKDOWN).status_code == 202
     assert live.library.wait_idle(30)
@@ -171,7 +174,9 @@ def test_token_guards_documents(tmp_path):
     settings = Settings(seeds_dir=seeds, index_dir=tmp_path / "index", api_token="s3cret")
     embedder = KeywordEmbedder()
     run_ingest(settings, embedder)
-    with TestClient(create_app(settings, pipeline=Pipeline.load(settings, embedder=embedder)), base_url="http://localhost") as c:
+    with TestClient(
+        create_app(settings, pipeline=Pipeline.load(settings, embedder=embedder)), base_url="http://localhost"
+    ) as c:
         assert c.get("/documents").status_code == 401
         assert upload(c, "tides.md", MARKDOWN).status_code == 401
         assert c.delete(f"/documents/{document_id('harbour.md')}").status_code == 401

@@ -44,7 +44,12 @@ def test_run_eval_asks_each_question_once_and_records_config_metrics_and_judgeme
     assert pipeline.calls == [(q.question, 2) for q in questions]
     config = results["config"]
     assert config["model"] == "fake.gguf" and len(config["model_sha256"]) == 64
-    assert (config["embedder"], config["k"], config["mode"], config["chunk_size"]) == ("fake-embedder@1", 2, "extractive", 320)
+    assert (config["embedder"], config["k"], config["mode"], config["chunk_size"]) == (
+        "fake-embedder@1",
+        2,
+        "extractive",
+        320,
+    )
     overall = results["metrics"]["overall"]
     assert overall["accuracy"]["value"] == 0.5 and overall["refusal_recall"]["value"] == 0.5
     assert results["metrics"]["by_category"]["factoid"]["accuracy"]["value"] == 0.5
@@ -84,13 +89,19 @@ def test_a_rejected_question_is_recorded_counted_and_the_run_goes_on(fake_run, t
     results = ev.run_eval(pipeline, questions, 2, path)
     assert pipeline.calls == [(q.question, 2) for q in questions]  # every question asked
     rejected = results["questions"][1]
-    assert (rejected["error"], rejected["answer"], rejected["judgement"]) == ("QueryError: question too long", None, None)
+    assert (rejected["error"], rejected["answer"], rejected["judgement"]) == (
+        "QueryError: question too long",
+        None,
+        None,
+    )
     assert results["questions"][0]["error"] is None
     overall = results["metrics"]["overall"]
     assert overall["error_rate"]["value"] == 0.25 and overall["error_rate"]["n"] == 4
     assert (overall["accuracy"]["value"], overall["accuracy"]["n"]) == (1.0, 1)  # scored without the error
     assert results["metrics"]["by_category"]["factoid"]["error_rate"]["value"] == 0.5
-    assert mt.check_thresholds(overall, [], [("error_rate", 0.0)]) == ["error_rate = 0.250 is above the threshold 0 (--max)"]
+    assert mt.check_thresholds(overall, [], [("error_rate", 0.0)]) == [
+        "error_rate = 0.250 is above the threshold 0 (--max)"
+    ]
     paths = rp.write_outputs(results, tmp_path / "run", chart=False)
     report = paths[1].read_text()
     assert "1 rejected by the pipeline and not scored" in report and "| error rate ↓ | 0.250 |" in report
@@ -132,7 +143,12 @@ def test_bad_threshold_is_a_usage_error(capsys, argv, message):
 
 
 def test_thresholds_name_the_metric_value_and_threshold():
-    overall = {"accuracy": {"value": 0.5}, "hit@k": {"value": 0.95}, "p95_seconds": {"value": 12.0}, "f1": {"value": None}}
+    overall = {
+        "accuracy": {"value": 0.5},
+        "hit@k": {"value": 0.95},
+        "p95_seconds": {"value": 12.0},
+        "f1": {"value": None},
+    }
     assert mt.check_thresholds(overall, [("accuracy", 0.5), ("hit@k", 0.9)], [("p95_seconds", 20)]) == []
     problems = mt.check_thresholds(overall, [("accuracy", 0.6), ("f1", 0.1)], [("p95_seconds", 10)])
     assert problems == [
@@ -214,8 +230,8 @@ def test_malformed_questions_line_is_named(tmp_path, capsys):
 @pytest.mark.slow
 def test_real_eval_end_to_end_on_four_questions(tmp_path, real_embedder, real_generator, real_index_dir):
     """Real embedder, real index of seeds/, real GGUF: every output file is written and the metrics are there."""
-    from rag_eval.questions import load_questions
     from rag.pipeline import Pipeline
+    from rag_eval.questions import load_questions
 
     wanted = {"fact01", "kw01", "multi01", "unans02"}
     picked = [q for q in load_questions(ROOT / "eval" / "questions.jsonl") if q.id in wanted]
@@ -231,6 +247,8 @@ def test_real_eval_end_to_end_on_four_questions(tmp_path, real_embedder, real_ge
     assert set(overall) == set(mt.METRICS)
     assert overall["accuracy"]["n"] == 3 and overall["refusal_recall"]["n"] == 1
     assert set(saved["metrics"]["by_category"]) == {"factoid", "keyword", "multi-part", "unanswerable"}
-    assert saved["config"]["model_sha256"] == __import__("rag.generation").generation.file_sha256(pipeline.generator.path)
+    assert saved["config"]["model_sha256"] == __import__("rag.generation").generation.file_sha256(
+        pipeline.generator.path
+    )
     assert overall["citation_validity"]["value"] in (None, 1.0)  # the pipeline only emits exact spans
     print("\n" + rp.overall_table(saved))

@@ -11,6 +11,7 @@ from rag_eval.stats import wilson
 
 from .support.eval_fakes import OTHER, answer, citation, passage, question, read, refusal, seeds  # noqa: F401 - fixtures
 
+
 # --- text matching -------------------------------------------------------------------------------------------------------
 def test_normalize_is_the_official_squad_one_in_both_harnesses():
     from rag.markers import strip_markers
@@ -18,7 +19,9 @@ def test_normalize_is_the_official_squad_one_in_both_harnesses():
 
     assert jd.normalize_answer("  The U.S.-China   Deal!\n") == "uschina deal"  # deleted, as evaluate-v2.0.py
     assert jd.normalize_answer("Dec. 6, 2023") == "dec 6 2023"
-    assert jd.token_f1 is matching.token_f1 and squad.f1 is matching.f1 and squad.normalize_answer is jd.normalize_answer
+    assert (
+        jd.token_f1 is matching.token_f1 and squad.f1 is matching.f1 and squad.normalize_answer is jd.normalize_answer
+    )
     assert jd.strip_markers is strip_markers  # one strip_markers
 
 
@@ -50,7 +53,6 @@ def test_forbidden_values_count_only_in_answers_that_were_given():
     assert jd.forbidden_found(answer("It was in Paris [1]."), ["Paris", "Beijing"]) == ["Paris"]
     assert jd.forbidden_found(answer("comparison [1]"), ["Paris"]) == []
     assert jd.forbidden_found(refusal("Paris is not mentioned"), ["Paris"]) == []
-
 
 
 # --- CRAG score ---------------------------------------------------------------------------------------------------------
@@ -177,5 +179,9 @@ def test_retrieval_metrics_count_answerable_questions_only(read):
         jd.judge(question("u", answerable=False), refusal(), [OTHER], 1.0, read),
     ]
     m = mt.compute_metrics(js, k=2)
-    assert (m["hit@1"]["value"], m["hit@k"]["value"], m["hit@k"]["n"]) == (pytest.approx(1 / 3), pytest.approx(2 / 3), 3)
+    assert (m["hit@1"]["value"], m["hit@k"]["value"], m["hit@k"]["n"]) == (
+        pytest.approx(1 / 3),
+        pytest.approx(2 / 3),
+        3,
+    )
     assert m["mrr"]["value"] == pytest.approx((1 + 0.5 + 0) / 3)

@@ -59,9 +59,20 @@ def _results(path: Path, rows: list[tuple[bool, float, float | None, bool]]) -> 
     """A `rag eval --squad` results file: (answerable, f1, reader margin or None if refused, name missing)."""
     records = []
     for i, (answerable, f1, margin, missing) in enumerate(rows):
-        signals = {"missing_anchors": ["Xi"] if missing else [], "extra": {} if margin is None else {"reader_margin": margin}}
-        records.append({"id": str(i), "answerable": answerable, "f1": f1, "refused": margin is None,
-                        "signals": signals, "error": None})  # fmt: skip
+        signals = {
+            "missing_anchors": ["Xi"] if missing else [],
+            "extra": {} if margin is None else {"reader_margin": margin},
+        }
+        records.append(
+            {
+                "id": str(i),
+                "answerable": answerable,
+                "f1": f1,
+                "refused": margin is None,
+                "signals": signals,
+                "error": None,
+            }
+        )
     path.mkdir(parents=True, exist_ok=True)
     (path / "results.json").write_text(json.dumps({"records": records}))
     return path / "results.json"

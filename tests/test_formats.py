@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
@@ -163,7 +162,7 @@ def test_citation_offsets_are_exact_in_the_stored_texts(folder, tmp_path, keywor
 @pytest.mark.parametrize(
     "raw,encoding",
     [
-        ("First line here.\r\nSecond para starts.\r\n\r\nThird one, after a blank line.\r\n".encode(), "utf-8-sig"),
+        (b"First line here.\r\nSecond para starts.\r\n\r\nThird one, after a blank line.\r\n", "utf-8-sig"),
         ("\ufeffFirst line here.\r\nSecond para starts.\r\n\r\nThird one.\n".encode(), "utf-8-sig"),
         ("First line h\u00e9r\u00e9.\r\n\r\nSecond para.\r\n".encode("utf-16"), "utf-16"),  # with BOM
         ("First line here.\n\nSecond para.\n".encode("utf-16-le"), "utf-16-le"),  # no BOM: text, not binary
@@ -244,7 +243,9 @@ def test_symlink_leaving_the_folder_is_refused_with_a_message(tmp_path):
     corpus = scan_corpus(docs)
     assert sorted(d.doc_id for d in corpus.documents) == ["inner.txt", "ok.txt"]
     reasons = {p.name: p.reason for p in corpus.problems}
-    assert set(reasons) == {"leak.txt", "outside"} and all("outside the documents folder" in r for r in reasons.values())
+    assert set(reasons) == {"leak.txt", "outside"} and all(
+        "outside the documents folder" in r for r in reasons.values()
+    )
     assert not any("hunter2" in d.text for d in corpus.documents)
 
 

@@ -25,8 +25,10 @@ def sse(*chunks, done: bool = True) -> bytes:
 
 def chunk(content=None, finish=None, logprobs=None) -> dict:
     delta = {} if content is None else {"content": content}
-    return {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": delta, "logprobs": logprobs,
-                                                           "finish_reason": finish}]}
+    return {
+        "object": "chat.completion.chunk",
+        "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}],
+    }
 
 
 def token_logprob(token: str, logprob: float) -> dict:
@@ -75,7 +77,9 @@ def ok(body: bytes = ANSWER) -> httpx.Response:
 
 def make(server: Server, sleeps: list | None = None, **settings) -> RemoteGenerator:
     s = Settings(llm_url=URL, **settings)
-    return RemoteGenerator(s, transport=httpx.MockTransport(server), sleep=(sleeps if sleeps is not None else []).append)
+    return RemoteGenerator(
+        s, transport=httpx.MockTransport(server), sleep=(sleeps if sleeps is not None else []).append
+    )
 
 
 def test_stream_is_parsed_into_pieces_and_logprobs_kept():
@@ -115,8 +119,9 @@ def test_no_logprobs_from_the_server_is_fine():
 
 
 def test_server_refusing_logprobs_is_asked_again_without_for_good():
-    refused = httpx.Response(500, json={"error": {"message": "logprobs is not supported for models created with "
-                                                              "logits_all=False"}})
+    refused = httpx.Response(
+        500, json={"error": {"message": "logprobs is not supported for models created with logits_all=False"}}
+    )
     server = Server(refused, ok(), ok())
     sleeps: list = []
     gen = make(server, sleeps)
@@ -154,8 +159,9 @@ def test_5xx_is_retried_with_backoff(status):
 
 
 def test_retry_after_is_honoured_within_the_cap():
-    server = Server(httpx.Response(503, headers={"retry-after": "3"}), httpx.Response(503, headers={"retry-after": "600"}),
-                    ok())
+    server = Server(
+        httpx.Response(503, headers={"retry-after": "3"}), httpx.Response(503, headers={"retry-after": "600"}), ok()
+    )
     sleeps: list = []
     list(make(server, sleeps).generate(MESSAGES, GRAMMAR, 8))
     assert sleeps == [3.0, 8.0]
@@ -192,9 +198,13 @@ def test_4xx_is_not_retried(status):
 @pytest.mark.parametrize(
     "reply",
     [
-        httpx.Response(400, json={"error": {"code": 400, "message": "Failed to parse grammar", "type": "invalid_request_error"}}),
+        httpx.Response(
+            400, json={"error": {"code": 400, "message": "Failed to parse grammar", "type": "invalid_request_error"}}
+        ),
         httpx.Response(400, json={"error": {"message": "Unrecognized request argument supplied: grammar"}}),
-        httpx.Response(422, json={"detail": [{"loc": ["body", "structured_outputs"], "msg": "extra fields not permitted"}]}),
+        httpx.Response(
+            422, json={"detail": [{"loc": ["body", "structured_outputs"], "msg": "extra fields not permitted"}]}
+        ),
     ],
 )
 def test_grammar_rejected_says_the_server_does_not_take_gbnf(reply):
@@ -274,8 +284,12 @@ def test_eval_config_names_the_server_when_the_weights_are_remote(tmp_path):
     from rag_eval import evaluate, report
 
     gen = make(Server())
-    pipeline = SimpleNamespace(settings=Settings(), generator=gen, embedder=SimpleNamespace(id="e@1"),
-                               answerer=SimpleNamespace(mode="extractive"))
+    pipeline = SimpleNamespace(
+        settings=Settings(),
+        generator=gen,
+        embedder=SimpleNamespace(id="e@1"),
+        answerer=SimpleNamespace(mode="extractive"),
+    )
     (tmp_path / "q.jsonl").write_text("{}\n")
     config = evaluate.run_config(pipeline, 3, tmp_path / "q.jsonl", 1)
     assert (config["model"], config["model_path"], config["model_sha256"]) == ("tiny.gguf", f"remote {URL}", None)

@@ -261,7 +261,10 @@ def test_ingest_summary_flags_a_shredded_document_and_not_a_normal_one(tmp_path,
     lines = {line.strip().split(":")[0]: line.strip() for line in out.splitlines() if line.startswith("  ")}
     assert "passages (chunk size 320 characters):" in out
     assert lines["zlib.txt"] == "zlib.txt: 60 passages, median 9 characters — the file may have been split badly"
-    assert lines["harbour.txt"].startswith("harbour.txt: 12 passages, median ") and "split badly" not in lines["harbour.txt"]
+    assert (
+        lines["harbour.txt"].startswith("harbour.txt: 12 passages, median ")
+        and "split badly" not in lines["harbour.txt"]
+    )
     assert lines["base-passwd.html"] == "base-passwd.html: 13 passages, median 174 characters"
 
     # recorded in the manifest, and still shown (only the warning) when nothing changed

@@ -16,7 +16,7 @@ def test_manifest_describes_the_index(settings, keyword_embedder):
     assert manifest["format_version"] == index_mod.FORMAT_VERSION
     assert manifest["embedder"] == "keyword-fake@1" and manifest["dim"] == 64
     assert manifest["chunking"] == {"chunk_size": settings.chunk_size, "chunk_overlap": 0, "splitter": "blocks-v2"}
-    (doc_id, meta), = manifest["documents"].items()
+    ((doc_id, meta),) = manifest["documents"].items()
     assert len(meta["sha256"]) == 64 and meta["chunks"] == len(idx) == report.chunks_added
     assert report.added == [doc_id]
 
@@ -37,9 +37,12 @@ def test_mismatched_embedder_or_chunking_is_refused_then_rebuilt(settings, keywo
         VectorIndex.load(settings.index_dir, index_expectations(resized, keyword_embedder))
     idx, report = run_ingest(resized, keyword_embedder)
     assert report.rebuilt_because and "chunking" in report.rebuilt_because
-    assert VectorIndex.load(settings.index_dir, index_expectations(resized, keyword_embedder)).manifest[
-        "chunking"
-    ]["chunk_size"] == 150
+    assert (
+        VectorIndex.load(settings.index_dir, index_expectations(resized, keyword_embedder)).manifest["chunking"][
+            "chunk_size"
+        ]
+        == 150
+    )
 
 
 def test_format_version_mismatch(settings, keyword_embedder):
@@ -100,7 +103,7 @@ def test_crash_while_writing_leaves_previous_index_usable(settings, keyword_embe
     idx, _ = run_ingest(settings, keyword_embedder)
     before = [c.text for c in idx.chunks]
     (settings.seeds_dir / "new.txt").write_text("Fresh document about trade talks.")
-    real_write = index_mod._atomic_write_bytes
+    real_write = index_mod._atomic_write_bytes  # noqa: SLF001 - wrapped to crash mid-write
 
     def crash_on_manifest(path, data):
         if path.name == "manifest.json":

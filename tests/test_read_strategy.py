@@ -83,8 +83,9 @@ def test_with_several_candidates_the_generator_chooses_among_exactly_those_spans
 
 
 def test_a_reply_outside_the_proposals_is_refused(make):
-    pipeline, _, _ = make(lambda q: ["December 6, 2023", "Wednesday"], lambda q, s, m: "[1] Thursday",
-                          reader_candidates=2)  # fmt: skip
+    pipeline, _, _ = make(
+        lambda q: ["December 6, 2023", "Wednesday"], lambda q, s, m: "[1] Thursday", reader_candidates=2
+    )
     answer = pipeline.ask("When did Brad Smith meet Wang Wentao?")
     assert answer.refused and answer.citations == []
 
@@ -134,8 +135,9 @@ def test_rerank_shows_the_passages_the_reader_rates_best_and_the_sentence_engine
     ],
 )
 def test_reader_signals_say_whether_the_reader_agrees_with_the_cited_words(make, proposed):
-    pipeline, _, _ = make(lambda q: [proposed] if proposed else [], copy_phrase("Wang Wentao"), reader="rerank",
-                          answer_threshold=0.0)  # fmt: skip
+    pipeline, _, _ = make(
+        lambda q: [proposed] if proposed else [], copy_phrase("Wang Wentao"), reader="rerank", answer_threshold=0.0
+    )
     answer = pipeline.ask("Who did Brad Smith meet?")
     extra = answer.signals["extra"]
     quote = answer.citations[0].quote

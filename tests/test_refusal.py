@@ -65,8 +65,11 @@ class _Templates:
 
 
 def test_answering_model_file_is_validated():
-    good = {"format": 1, "selector": {"features": ["a"], "weights": [1], "bias": 0},
-            "answerer": {"features": ["b"], "weights": [1], "bias": 0, "threshold": 0.3}}  # fmt: skip
+    good = {
+        "format": 1,
+        "selector": {"features": ["a"], "weights": [1], "bias": 0},
+        "answerer": {"features": ["b"], "weights": [1], "bias": 0, "threshold": 0.3},
+    }
     model = AnsweringModel.load(_Templates(good))
     assert model.answerer.threshold == 0.3
     with pytest.raises(TemplateError, match="format"):
@@ -90,10 +93,17 @@ def test_names_rule_refuses_whatever_the_probability():
 
 
 def test_the_reader_stacked_answerer_decides_only_when_the_readers_signals_are_there():
-    good = {"format": 1, "selector": {"features": ["a"], "weights": [1], "bias": 0},
-            "answerer": {"features": ["b"], "weights": [2.0], "bias": 1.0, "threshold": 0.3},
-            "reader_answerer": {"features": ["answerer_logit", "reader_margin"], "weights": [1.0, 1.0], "bias": 0,
-                                "threshold": 0.6}}  # fmt: skip
+    good = {
+        "format": 1,
+        "selector": {"features": ["a"], "weights": [1], "bias": 0},
+        "answerer": {"features": ["b"], "weights": [2.0], "bias": 1.0, "threshold": 0.3},
+        "reader_answerer": {
+            "features": ["answerer_logit", "reader_margin"],
+            "weights": [1.0, 1.0],
+            "bias": 0,
+            "threshold": 0.6,
+        },
+    }
     model = AnsweringModel.load(_Templates(good))
     assert model.decider({"b": 1.0}) is model.answerer  # no reader: the answerer alone
     features = {"b": 1.0, "reader_margin": -5.0}

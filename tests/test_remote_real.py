@@ -15,8 +15,8 @@ from rag.generation_remote import RemoteGenerator
 from rag.pipeline import Pipeline
 from rag.settings import Settings
 
-from .support.processes import stop
 from .conftest import SEED_FILE, SEEDS
+from .support.processes import stop
 from .test_api_real import free_port
 
 pytestmark = pytest.mark.slow
@@ -62,7 +62,7 @@ def test_answer_through_the_server_is_grounded_and_equals_in_process(llm_server,
     pipeline = Pipeline.load(settings, embedder=real_embedder, generator=remote)
     assert pipeline.info()["backend"] == f"remote {llm_server}" and pipeline.answerer.mode == "extractive"
     answer = pipeline.ask(QUESTION)
-    assert not answer.refused and "December 6, 2023" in answer.answer, answer.to_dict()
+    assert not answer.refused and "December 6, 2023" in answer.answer, answer.model_dump()
     original = SEED_FILE.read_text("utf-8")
     assert all(original[c.start : c.end] == c.quote for c in answer.citations)
     assert any("December 6, 2023" in c.quote for c in answer.citations)

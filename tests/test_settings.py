@@ -57,8 +57,9 @@ def test_groups_are_projections_and_model_copy_takes_flat_names():
     assert isinstance(settings.retrieval, RetrievalSettings) and settings.retrieval.k == 5
     assert settings.answering.reader_k == 9 and settings.server.port == 9001
     assert not hasattr(settings.retrieval, "reader_k")  # a component given its group reads only that group
-    assert isinstance(settings, (IndexSettings, RetrievalSettings, GenerationSettings, AnsweringSettings,
-                                 ServerSettings))  # fmt: skip
+    assert isinstance(
+        settings, (IndexSettings, RetrievalSettings, GenerationSettings, AnsweringSettings, ServerSettings)
+    )
 
 
 def test_a_group_validates_like_the_combined_settings():
@@ -144,8 +145,10 @@ def test_a_flag_the_command_defines_itself_keeps_its_meaning():
 
 def test_top_level_help_does_not_import_pydantic():
     """Generating the flags needs pydantic; `rag --help` builds none of them, so it stays instant."""
-    code = ("import sys\nfrom rag.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
-            "print('pydantic' in sys.modules)")  # fmt: skip
+    code = (
+        "import sys\nfrom rag.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "print('pydantic' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip().endswith("False")
 

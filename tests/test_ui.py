@@ -9,17 +9,16 @@ import asyncio
 import html
 import json
 import re
-import time
 
 import pytest
 
 from rag.api.service import RagService
-from rag.errors import ModelError, QueryError
+from rag.errors import ModelError
 from rag.followup import Turn, content_words, followup_cue, is_followup, passage_frequency, rewrite
 from ui import chat, render
 
-from .conftest import ROOT  # noqa: E402
-from .support import fakes  # noqa: E402
+from .conftest import ROOT
+from .support import fakes
 
 DOC = "000_d74c9cd70636ffa8.txt"
 P1 = "Microsoft President Brad Smith engaged in a significant meeting with China's Minister of Commerce, Wang Wentao, on Wednesday, December 6, 2023."
@@ -108,13 +107,17 @@ def test_loading_and_error_messages():
 
 def test_sources_highlight_exactly_the_cited_span():
     answer = final_answer()
-    out = render.sources_html("When did they meet?", answer, [p.to_out().model_dump() for p in [passage(P1, P1_START, "a"), passage(P2, P2_START, "b")]])
+    out = render.sources_html(
+        "When did they meet?",
+        answer,
+        [p.to_out().model_dump() for p in [passage(P1, P1_START, "a"), passage(P2, P2_START, "b")]],
+    )
     marks = re.findall(r"<mark>(.*?)</mark>", out)
     assert [html.unescape(m) for m in marks] == ["Wednesday, December 6, 2023"]
     c = answer["citations"][0]
     assert c["text"][c["start"] - c["passage_start"] : c["end"] - c["passage_start"]] == c["quote"]
     # the whole passage is shown around the mark, with the document name and the offsets
-    card = out[out.index('rag-cited') : out.index("</mark>") + 200]
+    card = out[out.index("rag-cited") : out.index("</mark>") + 200]
     assert html.unescape(re.sub(r"</?mark>", "", re.search(r'rag-passage">(.*?)</div>', card).group(1))) == P1
     assert DOC in html.unescape(out) and f"characters {c['start']}–{c['end']}" in out
     # the other retrieved passage is listed, escaped, under "Other retrieved passages"
@@ -201,8 +204,11 @@ def test_events_rewrite_followups_with_the_previous_turn():
 
 def test_events_leave_a_followup_alone_when_its_own_word_pins_a_passage():
     class Index:
-        chunks = [passage(P1, P1_START, "a").chunk, passage(P2, P2_START, "b").chunk,
-                  passage("Brad Smith met reporters.", 600, "c").chunk]  # fmt: skip
+        chunks = [
+            passage(P1, P1_START, "a").chunk,
+            passage(P2, P2_START, "b").chunk,
+            passage("Brad Smith met reporters.", 600, "c").chunk,
+        ]
 
     fake = chat_pipeline()
     fake.index = Index()
@@ -250,13 +256,18 @@ def test_rewrite_borrows_answer_then_question_words_in_lower_case():
     r = rewrite("who translated it?", [Turn("Who announced the meeting?", "The documents don't say.", refused=True)])
     assert r.query == "Who translated it? (announced meeting)"
     # only the latest turn counts; no history, no rewrite
-    r = rewrite("who is its CEO?", [Turn("Who developed ChatGPT?", "OpenAI [1]"), Turn("Where is Tesla's factory?", "China [1]")])
+    r = rewrite(
+        "who is its CEO?",
+        [Turn("Who developed ChatGPT?", "OpenAI [1]"), Turn("Where is Tesla's factory?", "China [1]")],
+    )
     assert r.query == "Who is its CEO? (china tesla's factory)"
     assert not rewrite("who is its CEO?", []).applied
 
 
 def test_a_word_of_its_own_that_pins_one_passage_keeps_the_question_as_asked():
-    freq = passage_frequency(["The announcement was translated by Youdao.", "Brad Smith met Wang Wentao.", "They met in Beijing."])
+    freq = passage_frequency(
+        ["The announcement was translated by Youdao.", "Brad Smith met Wang Wentao.", "They met in Beijing."]
+    )
     previous = [Turn("Who announced the meeting?", "a Chinese government announcement [1]")]
     r = rewrite("who translated it?", previous, freq)  # "translated" is in one passage
     assert not r.applied and r.query == "who translated it?" and "translated" in r.reason

@@ -23,6 +23,7 @@ import pytest
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 from .conftest import ROOT  # noqa: E402
+
 CHROME_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -38,7 +39,9 @@ CHROME_FLAGS = [
 
 def _require_browser():
     if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing; install it with .ci/browser-deps (apt-get install chromium chromium-driver)")
+        pytest.skip(
+            f"{CHROMIUM} is missing; install it with .ci/browser-deps (apt-get install chromium chromium-driver)"
+        )
     if not CHROMEDRIVER.exists():
         pytest.skip(f"{CHROMEDRIVER} is missing; install it with .ci/browser-deps (apt-get install chromium-driver)")
     pytest.importorskip("selenium", reason="the selenium package is not installed (pip install selenium)")
@@ -250,11 +253,17 @@ def test_chat_with_a_fake_pipeline(browser, tmp_path):
         page.wait(lambda: len(page.bot_messages()) > before, "a reply to the example")
         reply, _ = page.wait_final()
         assert "rag-badge" in reply
-        assert "Which company developed ChatGPT?" in browser.find_elements("css selector", '#rag-chat [data-testid="user"]')[-1].text
+        assert (
+            "Which company developed ChatGPT?"
+            in browser.find_elements("css selector", '#rag-chat [data-testid="user"]')[-1].text
+        )
 
         # 7. clicking an earlier answer brings back its sources
         page.bot_messages()[1].click()
-        page.wait(lambda: page.marks() == ["Wednesday, December 6, 2023"] and "Cited for" in page.sources_html(), "the first answer's sources again")
+        page.wait(
+            lambda: page.marks() == ["Wednesday, December 6, 2023"] and "Cited for" in page.sources_html(),
+            "the first answer's sources again",
+        )
         page.screenshot("conversation.png")
 
 
@@ -296,7 +305,9 @@ def test_a_hostile_document_name_shows_as_written_in_the_sources_panel(browser, 
         page.ask("When did Brad Smith meet Wang Wentao?")
         page.wait_final()
         page.wait(lambda: page.marks(), "a highlighted source")
-        headings = [e.get_attribute("textContent") for e in browser.find_elements("css selector", "#rag-sources .rag-doc")]
+        headings = [
+            e.get_attribute("textContent") for e in browser.find_elements("css selector", "#rag-sources .rag-doc")
+        ]
         assert headings and all(h == HOSTILE_NAME for h in headings), headings
         assert not browser.find_elements("css selector", "#rag-sources img, #rag-chat img[src='x']")
         assert browser.execute_script("return window.__alerted === undefined")

@@ -28,15 +28,19 @@ def _box(page):
 
 
 def _open_list(page):
-    if not page.d.find_elements("css selector", "[data-testid=\"dropdown-option\"]"):
+    if not page.d.find_elements("css selector", '[data-testid="dropdown-option"]'):
         page.d.find_element("css selector", "#rag-conversations input").click()
-    return page.wait(lambda: page.d.find_elements("css selector", "[data-testid=\"dropdown-option\"]"), "the conversation list", 10)
+    return page.wait(
+        lambda: page.d.find_elements("css selector", '[data-testid="dropdown-option"]'), "the conversation list", 10
+    )
 
 
 def _conversation_labels(page) -> list[str]:
     labels = [o.get_attribute("aria-label") for o in _open_list(page)]
     page.d.find_element("id", "rag-status").click()  # closes the list
-    page.wait(lambda: not page.d.find_elements("css selector", "[data-testid=\"dropdown-option\"]"), "the list closed", 10)
+    page.wait(
+        lambda: not page.d.find_elements("css selector", '[data-testid="dropdown-option"]'), "the list closed", 10
+    )
     return labels
 
 
@@ -74,8 +78,12 @@ def test_reload_keeps_the_conversation_and_earlier_ones_are_listed(browser, tmp_
         labels = _conversation_labels(page)
         assert labels[0].startswith("Who translated") and labels[1].startswith("When did Brad Smith"), labels
         _open_list(page)[1].click()
-        page.wait(lambda: "When did Brad Smith" in browser.find_elements("css selector", '#rag-chat [data-testid="user"]')[0].text,
-                  "the first conversation reopened")  # fmt: skip
+        page.wait(
+            lambda: (
+                "When did Brad Smith" in browser.find_elements("css selector", '#rag-chat [data-testid="user"]')[0].text
+            ),
+            "the first conversation reopened",
+        )
         assert len(page.bot_messages()) == 1
 
         # deleting it leaves the other, also after a reload

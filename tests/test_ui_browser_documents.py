@@ -21,7 +21,7 @@ pytestmark = pytest.mark.slow
 NOTES = "# Parking\n\nThe staff car park closes for repairs on 12 May 2024.\n"
 
 
-def test_upload_a_document_in_the_chat_and_ask_about_it(browser, tmp_path):  # noqa: F811
+def test_upload_a_document_in_the_chat_and_ask_about_it(browser, tmp_path):
     from ui.app import mount_ui
 
     seeds = tmp_path / "docs"
@@ -47,10 +47,19 @@ def test_upload_a_document_in_the_chat_and_ask_about_it(browser, tmp_path):  # n
         browser.find_element("css selector", "#rag-upload input[type=file]").send_keys(str(upload))
         page.wait(lambda: "added, indexing" in browser.find_element("id", "rag-library-note").text, "the upload note")
         documents = lambda: browser.find_element("id", "rag-documents").get_attribute("innerHTML")  # noqa: E731
-        page.wait(lambda: "parking notes.md" in documents() and "rag-doc-ready" in documents().split("parking notes.md")[0][-200:],
-                  "the upload listed as ready", 60)  # fmt: skip
-        page.wait(lambda: "2 documents: harbour.md, parking notes.md" in page.status(), "the status line naming both", 30)
-        page.wait(lambda: "Parking" in browser.find_element("id", "rag-examples").text, "an example from the new heading")
+        page.wait(
+            lambda: (
+                "parking notes.md" in documents() and "rag-doc-ready" in documents().split("parking notes.md")[0][-200:]
+            ),
+            "the upload listed as ready",
+            60,
+        )
+        page.wait(
+            lambda: "2 documents: harbour.md, parking notes.md" in page.status(), "the status line naming both", 30
+        )
+        page.wait(
+            lambda: "Parking" in browser.find_element("id", "rag-examples").text, "an example from the new heading"
+        )
         assert (seeds / "parking notes.md").read_text() == NOTES
 
         page.ask("When does the staff car park close for repairs?")

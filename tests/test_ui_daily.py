@@ -11,12 +11,16 @@ from .test_ui import final_answer
 
 
 def test_conversations_are_stored_listed_reopened_and_deleted():
-    saved = conversations.store(None, "a", [{"role": "user", "content": "q1"}], [{"question": "When did it happen?"}], now=1)
+    saved = conversations.store(
+        None, "a", [{"role": "user", "content": "q1"}], [{"question": "When did it happen?"}], now=1
+    )
     saved = conversations.store(saved, "b", [], [{"question": "Who translated it?"}], now=2)
     assert [cid for _, cid in conversations.choices(saved)] == ["b", "a"]
     assert conversations.choices(saved)[0][0].startswith("Who translated it? · ")
     cid, chat, history = conversations.opened(saved, "a")
-    assert cid == "a" and chat == [{"role": "user", "content": "q1"}] and history[0]["question"] == "When did it happen?"
+    assert (
+        cid == "a" and chat == [{"role": "user", "content": "q1"}] and history[0]["question"] == "When did it happen?"
+    )
     assert conversations.opened(saved, None)[0] == "b"  # the current one
     saved = conversations.delete(saved, "b")
     assert [cid for _, cid in conversations.choices(saved)] == ["a"] and saved["current"] is None
@@ -27,7 +31,11 @@ def test_conversations_are_capped_and_junk_is_ignored():
     for i in range(conversations.MAX_CONVERSATIONS + 5):
         saved = conversations.store(saved, f"c{i}", [], [{"question": f"q{i}"}], now=i)
     ids = [cid for _, cid in conversations.choices(saved)]
-    assert len(ids) == conversations.MAX_CONVERSATIONS and "c0" not in ids and ids[0] == f"c{conversations.MAX_CONVERSATIONS + 4}"
+    assert (
+        len(ids) == conversations.MAX_CONVERSATIONS
+        and "c0" not in ids
+        and ids[0] == f"c{conversations.MAX_CONVERSATIONS + 4}"
+    )
     assert conversations.choices("test") == [] and conversations.opened({"conversations": {"x": 1}}, "x")[1] == []
     assert conversations.title_of([{"question": "x" * 100}]).endswith("…")
 

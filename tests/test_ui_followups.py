@@ -19,6 +19,7 @@ from rag.followup import Turn, passage_frequency, rewrite
 pytestmark = pytest.mark.slow
 
 from .conftest import ROOT  # noqa: E402
+
 PAIRS = [json.loads(line) for line in (ROOT / "eval" / "followups.jsonl").read_text().splitlines() if line.strip()]
 K = 3
 
@@ -56,9 +57,13 @@ def test_rewrite_helps_retrieval_of_followups(pipeline):
     top_k_1, top1_1, mrr_1 = score([a for _, _, _, a in rows])
     print(f"\n{'id':6} {'without':>7} {'with':>5}  query searched")
     for pair, rw, before, after in rows:
-        print(f"{pair['id']:6} {before or '-':>7} {after or '-':>5}  {rw.query if rw.applied else '(as asked: ' + rw.reason + ')'}")
-    print(f"top-{K}: {top_k_0}/{len(rows)} without, {top_k_1}/{len(rows)} with the rewrite; "
-          f"top-1: {top1_0} -> {top1_1}; MRR {mrr_0:.3f} -> {mrr_1:.3f}; rewritten: {sum(rw.applied for _, rw, _, _ in rows)}")  # fmt: skip
+        print(
+            f"{pair['id']:6} {before or '-':>7} {after or '-':>5}  {rw.query if rw.applied else '(as asked: ' + rw.reason + ')'}"
+        )
+    print(
+        f"top-{K}: {top_k_0}/{len(rows)} without, {top_k_1}/{len(rows)} with the rewrite; "
+        f"top-1: {top1_0} -> {top1_1}; MRR {mrr_0:.3f} -> {mrr_1:.3f}; rewritten: {sum(rw.applied for _, rw, _, _ in rows)}"
+    )
 
     for pair, rw, before, after in rows:
         if pair.get("standalone"):

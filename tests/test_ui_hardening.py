@@ -6,7 +6,6 @@ import asyncio
 import time
 from pathlib import Path
 
-import pytest
 from fastapi.testclient import TestClient
 
 from rag.api import create_app
@@ -65,8 +64,13 @@ def test_gradio_queue_is_bounded():
         with TestClient(app, base_url=BASE) as c:
             codes = []
             for n in range(40):
-                body = {"data": [f"question {n}", [], [], f"c{n}", None], "fn_index": fn_index, "session_hash": f"s{n}",
-                        "event_data": None, "trigger_id": None}  # fmt: skip
+                body = {
+                    "data": [f"question {n}", [], [], f"c{n}", None],
+                    "fn_index": fn_index,
+                    "session_hash": f"s{n}",
+                    "event_data": None,
+                    "trigger_id": None,
+                }
                 codes.append(c.post("/gradio_api/queue/join", json=body).status_code)
             assert codes.count(200) <= 2 + 1, codes  # queue_size waiting + the one being processed
             assert codes.count(503) >= 37

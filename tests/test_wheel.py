@@ -29,8 +29,10 @@ def wheel(tmp_path_factory):
     shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(".venv", ".git", "index", "eval", "*.egg-info", "build"))
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(src)],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     (path,) = out.glob("rag_chat-*.whl")
     return path
 
@@ -48,11 +50,18 @@ def test_installed_wheel_answers_a_question(wheel, tmp_path):
     (work / "seeds").mkdir(parents=True)
     shutil.copy(SEED_FILE, work / "seeds")
     env = {**os.environ, "PYTHONPATH": str(site), "RAG_N_THREADS": "1"}
-    probe = subprocess.run([sys.executable, "-c", "import rag, rag.templates; print(rag.__file__)"],
-                           cwd=work, env=env, capture_output=True, text=True, check=True)  # fmt: skip
+    probe = subprocess.run(
+        [sys.executable, "-c", "import rag, rag.templates; print(rag.__file__)"],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert probe.stdout.startswith(str(site))
     for args in (["ingest", "-q"], ["ask", "When did Brad Smith meet Wang Wentao?"]):
-        out = subprocess.run([sys.executable, "-m", "rag.cli", *args], cwd=work, env=env, capture_output=True,
-                             text=True, timeout=600)  # fmt: skip
+        out = subprocess.run(
+            [sys.executable, "-m", "rag.cli", *args], cwd=work, env=env, capture_output=True, text=True, timeout=600
+        )
         assert out.returncode == 0, out.stderr
     assert "December 6, 2023" in out.stdout

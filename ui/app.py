@@ -39,7 +39,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
@@ -127,7 +128,7 @@ class ChatPage:
 
     def __init__(
         self,
-        service: "RagService",
+        service: RagService,
         examples: Sequence[str] = DEFAULT_EXAMPLES,
         title: str = "rag-chat",
         upload_ttl_s: int = UPLOAD_TTL_S,
@@ -226,14 +227,23 @@ class ChatPage:
 
     def reset(self, saved):
         """A new, empty conversation (stored once it has a question); earlier ones stay in the list."""
-        return [], [], render.sources_html(), conversations.new_id(), gr.Dropdown(
-            choices=conversations.choices(saved), value=None
+        return (
+            [],
+            [],
+            render.sources_html(),
+            conversations.new_id(),
+            gr.Dropdown(choices=conversations.choices(saved), value=None),
         )
 
     def delete(self, conversation, saved):
         stored = conversations.delete(saved, conversation)
-        return [], [], render.sources_html(), conversations.new_id(), stored, gr.Dropdown(
-            choices=conversations.choices(stored), value=None
+        return (
+            [],
+            [],
+            render.sources_html(),
+            conversations.new_id(),
+            stored,
+            gr.Dropdown(choices=conversations.choices(stored), value=None),
         )
 
     # -- status and documents
@@ -361,7 +371,9 @@ class ChatPage:
             )
             uploaded = [library_note, upload, doc_list, doc_choice]  # the file box is emptied once taken
             upload.upload(self.add_files, [upload], uploaded, api_visibility="private")
-            remove_button.click(self.remove, [doc_choice], [library_note, doc_list, doc_choice], api_visibility="private")
+            remove_button.click(
+                self.remove, [doc_choice], [library_note, doc_list, doc_choice], api_visibility="private"
+            )
             chatbot.select(self.show_sources, [history], [sources], api_visibility="private", show_progress="hidden")
             fresh = [chatbot, history, sources, conversation, conv_list]
             clear.click(self.reset, [saved], fresh, api_visibility="private", queue=False)
@@ -378,7 +390,7 @@ class ChatPage:
 
 
 def build_ui(
-    service: "RagService",
+    service: RagService,
     examples: Sequence[str] = DEFAULT_EXAMPLES,
     title: str = "rag-chat",
     upload_ttl_s: int = UPLOAD_TTL_S,
@@ -390,7 +402,7 @@ def build_ui(
 
 def mount_ui(
     app,
-    service: "RagService",
+    service: RagService,
     path: str = "/",
     examples: Sequence[str] = DEFAULT_EXAMPLES,
     upload_ttl_s: int = UPLOAD_TTL_S,

@@ -12,7 +12,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import weakref
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import anyio
 
@@ -39,7 +40,7 @@ DEFAULT_EXAMPLES = (
 )
 
 
-_frequencies: "weakref.WeakKeyDictionary[Any, PassageFrequency]" = weakref.WeakKeyDictionary()
+_frequencies: weakref.WeakKeyDictionary[Any, PassageFrequency] = weakref.WeakKeyDictionary()
 
 
 def frequency_for(pipeline: Any) -> PassageFrequency | None:
@@ -83,7 +84,10 @@ def status_markdown(get_pipeline: GetPipeline) -> tuple[str, bool]:
 
     docs, chunks = info.get("documents"), info.get("chunks")
     names = sorted(indexed_documents(pipeline) or {})
-    bits = [render.text_html(documents_phrase(docs, names)), render.text_html(counted(chunks, "passage")) if isinstance(chunks, int) else f"{chunks} passages"]
+    bits = [
+        render.text_html(documents_phrase(docs, names)),
+        render.text_html(counted(chunks, "passage")) if isinstance(chunks, int) else f"{chunks} passages",
+    ]
     if info.get("model"):
         bits.append(render.text_html(str(info["model"])) + (f" ({info['mode']})" if info.get("mode") else ""))
     return "Ready · " + " · ".join(bits), True
@@ -95,9 +99,7 @@ def followup(question: str, history: Sequence[dict], pipeline: Any) -> Rewrite:
     return rewrite(question, turns, frequency_for(pipeline))
 
 
-async def answer_events(
-    service: "RagService", question: str, history: Sequence[dict]
-) -> AsyncIterator[tuple[str, Any]]:
+async def answer_events(service: RagService, question: str, history: Sequence[dict]) -> AsyncIterator[tuple[str, Any]]:
     """What the chat should show for one question, as (kind, payload) steps:
 
     ("start", rewrite) · ("sources", [passage dicts]) · ("stream", raw text) · ("final", answer dict)

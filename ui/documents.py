@@ -14,8 +14,9 @@ the names and the statuses are the same in both.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from rag.errors import RagError
 from rag.formats import HEADING_SEPARATOR
@@ -104,7 +105,13 @@ def suggested_questions(
 
 # --- the document list --------------------------------------------------------------------------------
 
-STATUS_LABELS = {"pending": "waiting", "indexing": "indexing…", "ready": "ready", "failed": "failed", "deleting": "removing…"}
+STATUS_LABELS = {
+    "pending": "waiting",
+    "indexing": "indexing…",
+    "ready": "ready",
+    "failed": "failed",
+    "deleting": "removing…",
+}
 
 
 def documents_html(entries: Sequence[dict]) -> str:

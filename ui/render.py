@@ -13,7 +13,8 @@ the reader sees what the system would have said and can judge it.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from rag.contract import MARKER, confidence_words
 
@@ -55,7 +56,7 @@ def _note(kind: str, body: str) -> str:
 
 
 def answer_html(answer: Mapping[str, Any], searched: str | None = None, turn: int | None = None) -> str:
-    """The final chat message for `Answer.to_dict()`: the answer with badges, or a refusal note.
+    """The final chat message for `Answer.model_dump()`: the answer with badges, or a refusal note.
 
     It carries its plain-text form (`plain_text`) in a hidden element's `title`, which the page's copy button
     copies instead of this HTML; `turn` (the message's index, as a class: the chat's sanitizer drops data-*
@@ -92,10 +93,10 @@ def answer_html(answer: Mapping[str, Any], searched: str | None = None, turn: in
 def plain_text(answer: Mapping[str, Any]) -> str:
     """What "copy" puts on the clipboard: the answer, then its numbered sources with file, page and quote.
 
-        December 6, 2023 [1]
+    December 6, 2023 [1]
 
-        Sources:
-        [1] 000_d74c9cd70636ffa8.txt, characters 224–240: “December 6, 2023”
+    Sources:
+    [1] 000_d74c9cd70636ffa8.txt, characters 224–240: “December 6, 2023”
     """
     guess = answer.get("best_guess")
     if answer.get("refused") and not guess:
@@ -112,7 +113,11 @@ def plain_text(answer: Mapping[str, Any]) -> str:
     if citations:
         lines += ["", "Sources:"]
         for c in citations:
-            where = f"page {c['page']}" if c.get("page") not in (None, "") else f"characters {c.get('start')}–{c.get('end')}"
+            where = (
+                f"page {c['page']}"
+                if c.get("page") not in (None, "")
+                else f"characters {c.get('start')}–{c.get('end')}"
+            )
             lines.append(f"[{c.get('n')}] {c.get('source', '?')}, {where}: “{c.get('quote', '')}”")
     return "\n".join(lines)
 
@@ -145,7 +150,7 @@ def evidence_html(answer: Mapping[str, Any]) -> str:
         quote = next((q for q in quotes if q and q in text), "")
         if quote:
             i = text.index(quote)
-            body = f"{text_html(text[:i])}<mark>{text_html(quote)}</mark>{text_html(text[i + len(quote):])}"
+            body = f"{text_html(text[:i])}<mark>{text_html(quote)}</mark>{text_html(text[i + len(quote) :])}"
         else:
             body = text_html(text)
         rows.append(f'<div class="rag-evidence">{badge(e.get("n", ""))} “{body}”</div>')
@@ -223,9 +228,7 @@ def _card(
         details.append(f"characters {start}–{end}")
     if isinstance(score, (int, float)):
         details.append(f"retrieval score {score:.4f}")
-    more = (
-        f'<details class="rag-details"><summary>details</summary>{" · ".join(details)}</details>' if details else ""
-    )
+    more = f'<details class="rag-details"><summary>details</summary>{" · ".join(details)}</details>' if details else ""
     anchor = f' data-n="{text_html(str(n))}"' if n is not None else ""
     return (
         f'<div class="rag-source {cls}"{anchor}>'
@@ -244,13 +247,19 @@ def citation_card(citation: Mapping[str, Any]) -> str:
     start = citation.get("start") if span is not None else citation.get("passage_start")
     end = citation.get("end") if span is not None else citation.get("passage_end")
     return _card(
-        citation.get("n"), citation.get("source", "?"), start, end, body, citation.get("score"), "rag-cited",
+        citation.get("n"),
+        citation.get("source", "?"),
+        start,
+        end,
+        body,
+        citation.get("score"),
+        "rag-cited",
         citation.get("page"),
     )
 
 
 def passage_card(passage: Mapping[str, Any], n: int | None = None) -> str:
-    """A retrieved passage (`Passage.to_dict()`), nothing marked."""
+    """A retrieved passage (the contract's `PassageOut` as a dict), nothing marked."""
     return _card(
         n,
         passage.get("doc", "?"),
@@ -307,7 +316,9 @@ def sources_html(
         if others:
             cards = "".join(passage_card(p, i) for i, p in others)
             if citations:
-                parts.append(f'<details class="rag-others"><summary>Other retrieved passages ({len(others)})</summary>{cards}</details>')
+                parts.append(
+                    f'<details class="rag-others"><summary>Other retrieved passages ({len(others)})</summary>{cards}</details>'
+                )
             else:
                 parts.append(cards)
     parts.append("</div>")

@@ -92,7 +92,10 @@ async def list_documents(service: Service) -> list[dict]:
     responses={
         409: {"model": ErrorOut, "description": "The same file is already in the documents."},
         413: {"model": ErrorOut, "description": "File larger than the upload limit (RAG_MAX_UPLOAD_BYTES)."},
-        415: {"model": ErrorOut, "description": "Not a text, Markdown, HTML, PDF or DOCX file (judged from the content)."},
+        415: {
+            "model": ErrorOut,
+            "description": "Not a text, Markdown, HTML, PDF or DOCX file (judged from the content).",
+        },
         422: {"model": ErrorOut, "description": "No `file` part in the multipart form."},
     },
 )

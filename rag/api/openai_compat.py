@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import AsyncIterator
 
 from fastapi import APIRouter, HTTPException, Request
 
@@ -48,13 +48,19 @@ class Completion:
     model: str
 
     @classmethod
-    def new(cls, model: str) -> "Completion":
+    def new(cls, model: str) -> Completion:
         return cls(f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), model)
 
     def chunk(self, delta: dict, finish_reason: str | None = None, **extra) -> dict:
         choice = {"index": 0, "delta": delta, "finish_reason": finish_reason}
-        return {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-                "choices": [choice], **extra}  # fmt: skip
+        return {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+            "choices": [choice],
+            **extra,
+        }
 
 
 @router.get("/models", response_model=ModelList, summary="The one model this server answers with")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, AsyncIterator
+from collections.abc import AsyncIterator
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
@@ -29,6 +30,7 @@ def until_disconnected(request: Request):
             pass
 
     return wait
+
 
 ERRORS = {
     401: {"model": ErrorOut, "description": "Missing or wrong bearer token (only when the server has one)."},

@@ -41,8 +41,7 @@ _ANSWER_EXAMPLE = {
     "dropped": [],
     "signals": {"question_type": "date", "typed": True, "missing_anchors": [], "support": 1.0, "echo": False},
     "evidence": [
-        {"n": 1, "source": "000_d74c9cd70636ffa8.txt", "start": 98, "end": 241,
-         "text": _CITATION_EXAMPLE["text"]}
+        {"n": 1, "source": "000_d74c9cd70636ffa8.txt", "start": 98, "end": 241, "text": _CITATION_EXAMPLE["text"]}
     ],
     "passages": [],
     "confidence": 0.93,
@@ -108,11 +107,20 @@ class Health(BaseModel):
                     "mode": "extractive",
                     "backend": "llama.cpp",
                 },
-                {"status": "ready", "model": "SmolLM2-135M-Instruct.Q4_1.gguf", "documents": 1, "chunks": 16,
-                 "mode": "extractive", "backend": "remote http://10.0.0.5:8080", "reachable": True},
+                {
+                    "status": "ready",
+                    "model": "SmolLM2-135M-Instruct.Q4_1.gguf",
+                    "documents": 1,
+                    "chunks": 16,
+                    "mode": "extractive",
+                    "backend": "remote http://10.0.0.5:8080",
+                    "reachable": True,
+                },
                 {"status": "loading"},
-                {"status": "loading", "detail": "warming up: the fixed prompt into the model's cache, the embedder "
-                 "and reader run once"},
+                {
+                    "status": "loading",
+                    "detail": "warming up: the fixed prompt into the model's cache, the embedder and reader run once",
+                },
                 {"status": "error", "detail": "no index in index/: run `rag ingest` first"},
             ]
         }
@@ -129,8 +137,9 @@ class Health(BaseModel):
         None, description="Remote backend only: whether the generation server answered within 2 s just now."
     )
     detail: str | None = Field(
-        None, description="Why loading failed; while loading, what it is doing (warming up: the model runs once "
-        "before `ready`, so the first answer is as fast as later ones)."
+        None,
+        description="Why loading failed; while loading, what it is doing (warming up: the model runs once "
+        "before `ready`, so the first answer is as fast as later ones).",
     )
 
 
@@ -168,9 +177,7 @@ class ChatCompletionRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="ignore",
-        json_schema_extra={
-            "examples": [{"model": "rag-chat", "messages": [{"role": "user", "content": QUESTION}]}]
-        },
+        json_schema_extra={"examples": [{"model": "rag-chat", "messages": [{"role": "user", "content": QUESTION}]}]},
     )
 
     model: str | None = Field(None, description="Ignored: the server answers with its one loaded model.")
@@ -219,9 +226,11 @@ class ChatCompletion(_Out):
     citations: list[Citation] = Field(description="Extension: the spans the answer cites.")
     refused: bool = Field(description="Extension: true when the documents don't hold the answer.")
     confidence: float | None = Field(
-        None, ge=0.0, le=1.0,
+        None,
+        ge=0.0,
+        le=1.0,
         description="Extension: the decider's probability that the answer (for a refusal: refusing) is right.",
-    )  # fmt: skip
+    )
     best_guess: contract.BestGuess | None = Field(
         None, description="Extension: the answer the confidence floor withheld (refused as not sure), with its sources."
     )

@@ -28,16 +28,17 @@ import contextlib
 import logging
 import threading
 import unicodedata
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
 from rag.api import errors
+from rag.contract import AnswerEvent, SourcesEvent, StreamEvent, TokenEvent
 from rag.errors import ModelError, QueryError, RagError, ServerBusy, StillLoading, Unavailable
 from rag.library import Library
 from rag.live import IndexWatch, manifest_identity
-from rag.contract import AnswerEvent, SourcesEvent, StreamEvent, TokenEvent
 
 log = logging.getLogger("rag.api")
 
@@ -59,7 +60,7 @@ def warm_up(pipeline) -> None:
         return
     try:
         warm()
-    except Exception:  # noqa: BLE001 - an answer would meet the same problem and report it to its client
+    except Exception:  # an answer would meet the same problem and report it to its client
         log.warning("warm-up failed; the first answer will be slower", exc_info=True)
 
 
@@ -80,7 +81,7 @@ class Admission:
         self.admitted = 0
         self.turn = asyncio.Lock()
 
-    def admit(self) -> "Slot":
+    def admit(self) -> Slot:
         """A slot, or `ServerBusy` (503 + Retry-After from the API, "busy" in the chat) when all are taken."""
         if self.admitted >= self.capacity:
             raise ServerBusy(
@@ -99,7 +100,7 @@ class Slot:
         self.holds_turn = False
         self.released = False
 
-    async def __aenter__(self) -> "Slot":
+    async def __aenter__(self) -> Slot:
         try:
             await self.admission.turn.acquire()
         except BaseException:  # cancelled while waiting (client gone): leave the queue
@@ -161,7 +162,7 @@ class RagService:
         except RagError as exc:
             log.error("could not load: %s", exc.describe())
             self.state = State("error", detail=exc.describe(), error=exc)
-        except Exception as exc:  # noqa: BLE001 - reported by /health rather than killing the server
+        except Exception as exc:  # reported by /health rather than killing the server
             log.error("could not load", exc_info=exc)
             self.state = State("error", detail=f"{type(exc).__name__}: {exc}")
 
@@ -183,7 +184,9 @@ class RagService:
     def health(self) -> dict:
         state = self._current()
         if state.status == "ready":
-            stale = f"the index on disk changed but could not be loaded ({self.watch.error})" if self.watch.error else None
+            stale = (
+                f"the index on disk changed but could not be loaded ({self.watch.error})" if self.watch.error else None
+            )
             report = {"status": "ready", **state.info, "detail": stale}
             probe = getattr(getattr(state.pipeline, "generator", None), "reachable", None)
             if probe is not None:  # a remote generation server: can this replica answer right now?
@@ -253,7 +256,7 @@ class RagService:
                 raise errors.client_gone()
             try:
                 result = await work
-            except Exception as exc:  # noqa: BLE001 - translated to a JSON error
+            except Exception as exc:  # translated to a JSON error
                 raise errors.translate(exc) from exc
         finally:
             if watcher is not None:
@@ -263,7 +266,7 @@ class RagService:
                 work.cancel()
         return result.model_dump()
 
-    def open_stream(self, question: str, k: int | None = None, query: str | None = None) -> "AnswerStream":
+    def open_stream(self, question: str, k: int | None = None, query: str | None = None) -> AnswerStream:
         """Check the question and admit a streaming answer now (so a full queue is a 503 or the chat's "busy",
         not an error event mid-stream); the stream must then be read or closed.
 

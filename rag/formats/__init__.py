@@ -77,7 +77,9 @@ HEADING_SEPARATOR = " > "
 
 
 # --- type detection ------------------------------------------------------------------------------------
-_HTML_START = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body|meta|title)\b", re.IGNORECASE | re.DOTALL)
+_HTML_START = re.compile(
+    rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html|head|body|meta|title)\b", re.IGNORECASE | re.DOTALL
+)
 _HTML_TAGS = re.compile(r"</?(html|head|body|div|p|span|table|ul|ol|li|h[1-6]|nav|script|style|a\s)\b", re.IGNORECASE)
 
 

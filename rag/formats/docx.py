@@ -25,7 +25,7 @@ def extract_docx(data: bytes) -> Extraction:
 
     try:
         document = docx.Document(BytesIO(data))
-    except Exception as exc:  # noqa: BLE001 - python-docx raises many kinds for damaged packages
+    except Exception as exc:  # python-docx raises many kinds for damaged packages
         raise UnreadableDocument(f"damaged or unsupported DOCX ({type(exc).__name__}: {exc})") from exc
     blocks: list[Block] = []
     body = document.element.body
@@ -50,7 +50,8 @@ def _paragraph(p) -> Block | None:
         return Block("heading", text=text, level=int(m.group(1)))
     if style.lower() == "title":
         return Block("heading", text=text, level=1)
-    numbered = p._p.pPr is not None and p._p.pPr.numPr is not None
+    # python-docx has no public numbering property: the paragraph's XML says whether it is numbered
+    numbered = p._p.pPr is not None and p._p.pPr.numPr is not None  # noqa: SLF001
     if numbered or style.lower().startswith("list"):
         return Block("item", text=text)
     return Block("paragraph", text=text)
@@ -61,9 +62,10 @@ def _table(table, blocks: list[Block]) -> None:
     for n, row in enumerate(table.rows):
         cells, seen = [], set()
         for cell in row.cells:
-            if id(cell._tc) in seen:  # a merged cell is returned once per grid column
+            # a merged cell is returned once per grid column; its XML element (no public handle) says which
+            if id(cell._tc) in seen:  # noqa: SLF001
                 continue
-            seen.add(id(cell._tc))
+            seen.add(id(cell._tc))  # noqa: SLF001
             cells.append(" ".join(cell.text.split()))
         if n == 0:
             header = cells

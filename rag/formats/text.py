@@ -115,6 +115,7 @@ def _block_paragraphs(text: str, start: int, end: int) -> list[Block]:
     out: list[Block] = []
     cur: list[int] | None = None  # [start, end, kind]
     cur_kind = "paragraph"
+    prev_len = 0  # the length of the line before, read only once a block is open
 
     def flush():
         nonlocal cur

@@ -42,8 +42,9 @@ def recall_at(found, truth, k: int = 10) -> float:
     return float(sum(len(set(a[:k]) & set(b[:k])) for a, b in zip(found, truth)) / (k * len(truth)))
 
 
-def measure_ann(n: int, settings=None, n_queries: int = 200, ef_searches=EF_SEARCHES, dim: int = 384, k: int = 10,
-                progress=None) -> dict:  # fmt: skip
+def measure_ann(
+    n: int, settings=None, n_queries: int = 200, ef_searches=EF_SEARCHES, dim: int = 384, k: int = 10, progress=None
+) -> dict:
     """Build the HNSW index `settings` (IndexSettings; None: production's) describe over `n` synthetic vectors and
     measure recall@`k` against exact search and single-query latency at each efSearch (the configured one too).
 
@@ -69,7 +70,10 @@ def measure_ann(n: int, settings=None, n_queries: int = 200, ef_searches=EF_SEAR
     stored = vectors_view(index)
     say("ANN: exact top-10 of the queries (ground truth)")
     _, truth = faiss.knn(queries, stored, k, metric=faiss.METRIC_INNER_PRODUCT)
-    exact_ms = [_timed_ms(lambda q=q: faiss.knn(q, stored, k, metric=faiss.METRIC_INNER_PRODUCT)) for q in _one_by_one(queries, 50)]
+    exact_ms = [
+        _timed_ms(lambda q=q: faiss.knn(q, stored, k, metric=faiss.METRIC_INNER_PRODUCT))
+        for q in _one_by_one(queries, 50)
+    ]
     sweep, out = {}, {}
     for ef in sorted({*ef_searches, layout.ef_search}):
         index.hnsw.efSearch = ef
@@ -80,8 +84,11 @@ def measure_ann(n: int, settings=None, n_queries: int = 200, ef_searches=EF_SEAR
         p50 = float(np.median(times))
         sweep[ef] = f"recall {recall:.4f}, p50 {p50:.2f} ms"
         if ef == layout.ef_search:
-            out = {"ann_recall_at_10": round(recall, 4), "ann_p50_ms": round(p50, 3),
-                   "ann_p95_ms": round(float(np.percentile(times, 95)), 3)}  # fmt: skip
+            out = {
+                "ann_recall_at_10": round(recall, 4),
+                "ann_p50_ms": round(p50, 3),
+                "ann_p95_ms": round(float(np.percentile(times, 95)), 3),
+            }
     return {
         "ann_n": n,
         "ann_dim": dim,

@@ -122,8 +122,11 @@ def _scale(settings, embedder, plan: Plan, questions: list[str]) -> dict:
         real_index, results = measure_ingest(settings, embedder, corpus, plan.ingest_chunks, workdir)
         times = time_searches(Pipeline(settings, embedder, real_index), questions, plan.retrieval_queries)
         results["retrieve_p50_ms_synthetic"] = round(percentile(times, 50), 2)
-        results.update(measure_scaling(settings, embedder, real_index, corpus, plan.scale_sizes,
-                                       plan.retrieval_queries, questions, workdir))  # fmt: skip
+        results.update(
+            measure_scaling(
+                settings, embedder, real_index, corpus, plan.scale_sizes, plan.retrieval_queries, questions, workdir
+            )
+        )
     results["size_a"], results["size_b"] = plan.scale_sizes
     results["scale_how"] = (
         f"the {results['synthetic_chunks']:,} really embedded synthetic chunks, plus synthetic chunk texts "
@@ -195,17 +198,29 @@ def run_bench(settings, plan: Plan, quick: bool = False, ann_size: int | None = 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object with every measurement")
-    parser.add_argument("--quick", action="store_true",
-                        help="a few questions and small sizes, a minute or two (the 100k retrieval figure is taken "
-                             "at 20k chunks; size_b says so)")  # fmt: skip
-    parser.add_argument("--out", type=Path,
-                        help=f"markdown report path (default {RUNS_DIR}/bench-<time>/bench.md; "
-                             "eval/bench.md is the tracked copy)")  # fmt: skip
-    parser.add_argument("--ann-size", type=int, metavar="N",
-                        help=f"synthetic vectors for the HNSW recall/latency figures (default {FULL.ann_size:,}; "
-                             f"{QUICK.ann_size:,} with --quick)")  # fmt: skip
-    parser.add_argument("--ann-only", action="store_true",
-                        help="measure only the HNSW index (recall@10 against exact, p50 search) at --ann-size")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="a few questions and small sizes, a minute or two (the 100k retrieval figure is taken "
+        "at 20k chunks; size_b says so)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help=f"markdown report path (default {RUNS_DIR}/bench-<time>/bench.md; eval/bench.md is the tracked copy)",
+    )
+    parser.add_argument(
+        "--ann-size",
+        type=int,
+        metavar="N",
+        help=f"synthetic vectors for the HNSW recall/latency figures (default {FULL.ann_size:,}; "
+        f"{QUICK.ann_size:,} with --quick)",
+    )
+    parser.add_argument(
+        "--ann-only",
+        action="store_true",
+        help="measure only the HNSW index (recall@10 against exact, p50 search) at --ann-size",
+    )
 
 
 def run_command(args) -> int:

@@ -11,7 +11,6 @@ import random
 import re
 from pathlib import Path
 
-
 _CONSONANTS = "bdfgklmnprstvzhj"
 
 

@@ -76,8 +76,12 @@ def raw_completion(llama, messages: list[dict], grammar: str | None, max_tokens:
         if chunk["choices"][0]["delta"].get("content"):
             stamps.append(time.perf_counter())
     ms = ms_since(t0)
-    return {"ms": ms, "first_ms": (stamps[0] - t0) * 1000 if stamps else math.nan, "tokens": len(stamps),
-            "decode_ms": (stamps[-1] - stamps[0]) * 1000 if stamps else 0.0}  # fmt: skip
+    return {
+        "ms": ms,
+        "first_ms": (stamps[0] - t0) * 1000 if stamps else math.nan,
+        "tokens": len(stamps),
+        "decode_ms": (stamps[-1] - stamps[0]) * 1000 if stamps else 0.0,
+    }
 
 
 def stream_pass(pipeline, prompts: list[Prompt]) -> list[dict]:
@@ -89,8 +93,14 @@ def stream_pass(pipeline, prompts: list[Prompt]) -> list[dict]:
         for event in pipeline.ask_stream(p.question):
             if event.kind == "token":
                 stamps.append(time.perf_counter())
-        rows.append({"total_ms": ms_since(t0), "ttft_ms": (stamps[0] - t0) * 1000 if stamps else math.nan,
-                     "tokens": len(stamps), "decode_s": stamps[-1] - stamps[0] if stamps else 0.0})  # fmt: skip
+        rows.append(
+            {
+                "total_ms": ms_since(t0),
+                "ttft_ms": (stamps[0] - t0) * 1000 if stamps else math.nan,
+                "tokens": len(stamps),
+                "decode_s": stamps[-1] - stamps[0] if stamps else 0.0,
+            }
+        )
     return rows
 
 
@@ -142,7 +152,9 @@ def measure_generation(pipeline, prompts: list[Prompt]) -> dict:
         "pipeline_ask_stream_p50_ms": median_of(totals),
         "overhead_ratio": round(sum(totals) / sum(raw), 3),
         "generate_overhead_ratio": round(sum(c) / sum(raw), 3),
-        "pipeline_steps_ms": {k: median_of((p.steps_ms.get(k, math.nan) for p in prompts), 2) for k in prompts[0].steps_ms},
+        "pipeline_steps_ms": {
+            k: median_of((p.steps_ms.get(k, math.nan) for p in prompts), 2) for k in prompts[0].steps_ms
+        },
         "overhead_questions": len(prompts),
     }
 
@@ -160,8 +172,14 @@ def measure_threads(pipeline, text: str, decode_steps: int = 16) -> dict:
     cpus = os.cpu_count() or 1
     out = {"llama_threads": f"{llama.n_threads} decode / {llama.n_threads_batch} prompt", "cpus": cpus}
     for n in sorted({1, cpus}):
-        probe = Llama(model_path=str(pipeline.generator.path), n_ctx=settings.n_ctx, n_threads=n, n_threads_batch=n,
-                      n_gpu_layers=settings.n_gpu_layers, verbose=False)  # fmt: skip
+        probe = Llama(
+            model_path=str(pipeline.generator.path),
+            n_ctx=settings.n_ctx,
+            n_threads=n,
+            n_threads_batch=n,
+            n_gpu_layers=settings.n_gpu_layers,
+            verbose=False,
+        )
         try:
             prompt = tokens[: max(1, settings.n_ctx - decode_steps)]
             _, batch_ms = timed(probe.eval, prompt)

@@ -6,7 +6,6 @@ import math
 import os
 from pathlib import Path
 
-
 REQUIRED_KEYS = (
     "ask_p50_ms",
     "ask_p95_ms",
@@ -161,7 +160,7 @@ ROWS: list[tuple[str, str, str, str]] = [
     ("llama.cpp threads", "prompt_ms_per_token_all", "prompt eval, {cpus} threads (ms/token)", "same"),
     ("llama.cpp threads", "decode_ms_per_token_1t", "decoding, 1 thread (ms/token)", "16 single-token evals"),
     ("llama.cpp threads", "decode_ms_per_token_all", "decoding, {cpus} threads (ms/token)", "same"),
-]
+]  # fmt: skip
 
 
 TABLE_HEAD = "| measure | value | target | how it was measured |"
@@ -199,8 +198,9 @@ def render_markdown(results: dict) -> str:
         if key in TARGETS:
             goal, op = TARGETS[key]
             target = f"{op} {_fmt(goal)} " + ("met" if met.get(key) else "**missed**")
-        lines.append(f"| {label.format_map(_Default(ctx))} | {_fmt(results[key])} | {target} | "
-                     f"{how.format_map(_Default(ctx))} |")  # fmt: skip
+        lines.append(
+            f"| {label.format_map(_Default(ctx))} | {_fmt(results[key])} | {target} | {how.format_map(_Default(ctx))} |"
+        )
     notes = results.get("notes") or []
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
@@ -246,22 +246,30 @@ def findings(r: dict) -> list[str]:
             f"(median ms: {steps})."
         )
     if not met.get("retrieve_p50_ms_10k", True):
-        notes.append(f"retrieval at {_fmt(r.get('size_a'))} chunks over 20 ms; step medians (ms): "
-                     f"{_fmt(r.get('retrieve_steps_ms_10k', {}))}.")  # fmt: skip
+        notes.append(
+            f"retrieval at {_fmt(r.get('size_a'))} chunks over 20 ms; step medians (ms): "
+            f"{_fmt(r.get('retrieve_steps_ms_10k', {}))}."
+        )
     if not met.get("ann_recall_at_10", True) or not met.get("ann_p50_ms", True):
-        notes.append(f"HNSW at {_fmt(r.get('ann_n'))} vectors misses a target; by efSearch: {_fmt(r.get('ann_sweep', {}))} "
-                     "(RAG_HNSW_EF_SEARCH trades one for the other; RAG_HNSW_M and RAG_HNSW_EF_CONSTRUCTION need an "
-                     "ingest).")  # fmt: skip
+        notes.append(
+            f"HNSW at {_fmt(r.get('ann_n'))} vectors misses a target; by efSearch: {_fmt(r.get('ann_sweep', {}))} "
+            "(RAG_HNSW_EF_SEARCH trades one for the other; RAG_HNSW_M and RAG_HNSW_EF_CONSTRUCTION need an "
+            "ingest)."
+        )
     if not met.get("cold_start_s", True):
         notes.append(f"cold start over 15 s; phases in the child (s): {_fmt(r.get('cold_start_phases_s', {}))}.")
     one, many = r.get("decode_ms_per_token_1t"), r.get("decode_ms_per_token_all")
     if one and many:
-        notes.append(f"llama.cpp decoding: {_fmt(one)} ms/token on 1 thread vs {_fmt(many)} on {r.get('cpus')} "
-                     f"(the pipeline runs {r.get('llama_threads')}).")  # fmt: skip
+        notes.append(
+            f"llama.cpp decoding: {_fmt(one)} ms/token on 1 thread vs {_fmt(many)} on {r.get('cpus')} "
+            f"(the pipeline runs {r.get('llama_threads')})."
+        )
     loads = r.get("load_average", {})
     if loads and max(loads.values()) > 0.5:
-        notes.append(f"other work was running (1-minute load average {_fmt(loads)}, {os.cpu_count()} CPUs): every "
-                     "timing here is an upper bound, and phases run at different loads compare loosely.")  # fmt: skip
+        notes.append(
+            f"other work was running (1-minute load average {_fmt(loads)}, {os.cpu_count()} CPUs): every "
+            "timing here is an upper bound, and phases run at different loads compare loosely."
+        )
     return notes
 
 

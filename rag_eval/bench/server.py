@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from rag_eval.bench.clock import cycle, ms_since
 from rag_eval.stats import percentile
-
 
 Ask = Callable[[object, str], float]  # (client, question) -> the server's own total_ms for that answer
 

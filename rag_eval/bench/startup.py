@@ -23,8 +23,10 @@ def measure_help(runs: int) -> dict:
         times.append(time.perf_counter() - t0)
     trace = subprocess.run([sys.executable, "-X", "importtime", *cmd[1:]], capture_output=True, text=True)
     top = top_imports(trace.stderr)
-    return {"help_s": round(statistics.median(times), 3),
-            "help_top_imports": ", ".join(f"{name} {ms:.0f} ms" for name, ms in top)}  # fmt: skip
+    return {
+        "help_s": round(statistics.median(times), 3),
+        "help_top_imports": ", ".join(f"{name} {ms:.0f} ms" for name, ms in top),
+    }
 
 
 def top_imports(importtime_stderr: str, n: int = 3) -> list[tuple[str, float]]:

@@ -47,7 +47,7 @@ from rag_eval.squad.metrics import (
     summary,
     was_right,
 )
-from rag_eval.squad.records import as_dict, cited_overlap, error_record, prediction, retrieval_rank, score
+from rag_eval.squad.records import cited_overlap, error_record, prediction, retrieval_rank, score
 from rag_eval.squad.report import (
     RELIABILITY_CHART,
     overall_table,
@@ -60,7 +60,7 @@ from rag_eval.squad.running import evaluate, main, run
 
 __all__ = [
     "HITS", "QA", "RELIABILITY_CHART", "RIGHT_F1", "SEPARATOR", "Article", "ArticleDoc", "GoldAnswer", "Paragraph",
-    "Span", "SquadQuestion", "as_dict", "build_index", "calibration_of", "cited_overlap", "contains",
+    "Span", "SquadQuestion", "build_index", "calibration_of", "cited_overlap", "contains",
     "error_record", "evaluate", "exact", "f1", "get_tokens", "layout", "load_squad", "main", "metrics",
     "normalize_answer", "overall_table", "parse_squad", "prediction", "questions", "refuse_everything",
     "render_report", "results", "retrieval_rank", "run", "safe_name", "score", "stratified_sample", "summary",

@@ -9,8 +9,9 @@ writes them and runs the project's own ingest, so the harness measures what a us
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from rag_eval.squad.data import Article, ArticleDoc, check_span, doc_span
 

@@ -14,7 +14,7 @@ the question is unanswerable.
 from __future__ import annotations
 
 import statistics
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from rag_eval.matching import contains, exact, f1
 from rag_eval.stats import calibration, percentile
@@ -38,8 +38,9 @@ def was_right(r: dict) -> bool:
 
 def calibration_of(records: Sequence[dict]) -> dict:
     """ECE and the reliability table over the scored records that state a confidence (10 equal-width bins)."""
-    return calibration((r["confidence"], was_right(r)) for r in records
-                       if r.get("error") is None and r.get("confidence") is not None)  # fmt: skip
+    return calibration(
+        (r["confidence"], was_right(r)) for r in records if r.get("error") is None and r.get("confidence") is not None
+    )
 
 
 def summary(records: Sequence[dict]) -> dict:

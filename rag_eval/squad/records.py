@@ -10,29 +10,10 @@ gold passage.
 
 from __future__ import annotations
 
-from typing import Any
-
 from rag.markers import strip_markers
 from rag_eval.asking import error_text
 from rag_eval.matching import contains, exact, f1
 from rag_eval.squad.data import Span, SquadQuestion
-
-
-def as_dict(answer: Any) -> dict:
-    """An answer in the project's contract as a dict: a dict, or anything with model_dump()/to_dict().
-
-    An object whose dict leaves out its `.passages` (answers from before the contract) gets them added, so
-    retrieval can still be scored.
-    """
-    if isinstance(answer, dict):
-        return answer
-    for method in ("model_dump", "to_dict"):
-        if callable(getattr(answer, method, None)):
-            out = getattr(answer, method)()
-            if "passages" not in out and isinstance(getattr(answer, "passages", None), list):
-                out = {**out, "passages": [as_dict(p) for p in answer.passages]}
-            return out
-    raise TypeError(f"cannot read an answer from {type(answer).__name__}")
 
 
 def prediction(answer: dict) -> str:
@@ -81,7 +62,6 @@ def score(question: SquadQuestion, answer: dict, seconds: float | None = None) -
     containment and rank for unanswerable questions, cited overlap unless an answerable one was answered,
     `retrieved` (how many passages the answer lists) when it lists none at all, which keeps it out of hit@k.
     """
-    answer = as_dict(answer)
     pred = prediction(answer)
     refused = bool(answer.get("refused"))
     golds = question.answers if question.answerable else []

@@ -8,8 +8,8 @@ counted in every table and listed among the failures.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from rag_eval.report import RELIABILITY_CHART, md_cell, reliability_table, write_bar_chart
 from rag_eval.report import write_reliability_chart as draw_reliability
@@ -130,10 +130,9 @@ def render_report(results: dict) -> str:
         f"limit per article {c.get('limit') or 'none'}, seed {c.get('seed', '?')}; k = {c.get('k', '?')}"
         + (f"\n- settings: {settings}" if settings else "")
         + (f"\n- started {c['started']}, took {c['duration_seconds']} s" if "started" in c else ""),
-        "## Overall\n\nScores in %, official SQuAD v2 normalisation; a refusal is the prediction \"\". "
+        '## Overall\n\nScores in %, official SQuAD v2 normalisation; a refusal is the prediction "". '
         "EM/F1 over all questions reward refusing unanswerable ones, so compare them with the "
-        "refuse-everything column. Error rows (questions the pipeline rejected) are not scored.\n\n"
-        + overall_table(m),
+        "refuse-everything column. Error rows (questions the pipeline rejected) are not scored.\n\n" + overall_table(m),
         "## Per article\n\n" + _article_table(m),
         "## Calibration\n\n" + _calibration_section(m),
         "## Worst failures\n\n" + _failures_section(results["records"]),

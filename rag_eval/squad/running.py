@@ -11,16 +11,17 @@ import argparse
 import json
 import sys
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 from rag.errors import RagError
 from rag_eval.asking import ask_each
 from rag_eval.squad.data import SquadQuestion, load_squad, questions
 from rag_eval.squad.documents import build_index, layout
 from rag_eval.squad.metrics import results
-from rag_eval.squad.records import as_dict, error_record, score
+from rag_eval.squad.records import error_record, score
 from rag_eval.squad.report import RELIABILITY_CHART, overall_table, render_report, write_chart, write_reliability_chart
 
 
@@ -36,7 +37,7 @@ def run(
         if asked.error is not None:
             records.append(error_record(asked.question, asked.error, asked.seconds))
         else:
-            records.append(score(asked.question, as_dict(asked.answer), asked.seconds))
+            records.append(score(asked.question, asked.answer.model_dump(), asked.seconds))
     return records
 
 
@@ -115,7 +116,7 @@ def evaluate(
 
     from rag.pipeline import Pipeline, load_embedder
 
-    started, t0 = datetime.now(timezone.utc), time.perf_counter()
+    started, t0 = datetime.now(UTC), time.perf_counter()
     try:
         embedder = load_embedder(settings)
         index_overrides = {n: v for n, v in overrides.items() if n not in ("seeds_dir", "index_dir")}

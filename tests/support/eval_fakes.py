@@ -39,13 +39,23 @@ def refusal(reason: str = "off-topic") -> dict:
     return answer(REFUSAL, refused=True, reason=reason)
 
 
-def question(qid="q1", category="factoid", answers=(("Wang Wentao",),), evidence=("Minister of Commerce, Wang Wentao",),
-             forbidden=(), answerable=True) -> Question:  # fmt: skip
+def question(
+    qid="q1",
+    category="factoid",
+    answers=(("Wang Wentao",),),
+    evidence=("Minister of Commerce, Wang Wentao",),
+    forbidden=(),
+    answerable=True,
+) -> Question:
     return Question(
-        id=qid, category=category, question=f"question {qid}?", answerable=answerable,
-        answers=[list(p) for p in answers] if answerable else [], evidence=list(evidence) if answerable else [],
+        id=qid,
+        category=category,
+        question=f"question {qid}?",
+        answerable=answerable,
+        answers=[list(p) for p in answers] if answerable else [],
+        evidence=list(evidence) if answerable else [],
         forbidden=list(forbidden),
-    )  # fmt: skip
+    )
 
 
 def passage(text: str = DOC):
@@ -71,10 +81,12 @@ def read(seeds):
 
 
 class FakeAnswer:
+    """What the runner reads of rag.contract.Answer: model_dump() and the passages."""
+
     def __init__(self, data: dict, passages: list):
         self.data, self.passages = data, passages
 
-    def to_dict(self) -> dict:
+    def model_dump(self) -> dict:
         return dict(self.data)
 
 

@@ -17,7 +17,7 @@ import hashlib
 import re
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -130,18 +130,30 @@ def cited_answer(question: str, p: Passage, quote: str, **extra) -> contract.Ans
     rel = p.chunk.text.index(quote)
     c = p.chunk
     citation = contract.Citation(
-        n=1, source=c.doc_id, chunk_id=c.chunk_id, start=c.start + rel, end=c.start + rel + len(quote),
-        text=c.text, score=round(p.score, 6), quote=quote, passage_start=c.start, passage_end=c.end,
-    )  # fmt: skip
+        n=1,
+        source=c.doc_id,
+        chunk_id=c.chunk_id,
+        start=c.start + rel,
+        end=c.start + rel + len(quote),
+        text=c.text,
+        score=round(p.score, 6),
+        quote=quote,
+        passage_start=c.start,
+        passage_end=c.end,
+    )
     fields = {"model": "fake.gguf", "mode": "extractive", "raw": f"[1] {quote}", **extra}
     return contract.Answer(question=question, answer=f"{quote} [1]", refused=False, citations=[citation], **fields)
 
 
 def refusal(question: str, reason: str = "no date in the cited passage") -> contract.Answer:
     return contract.Answer(
-        question=question, answer="The documents don't say.", refused=True, model="fake.gguf", mode="extractive",
+        question=question,
+        answer="The documents don't say.",
+        refused=True,
+        model="fake.gguf",
+        mode="extractive",
         reason=reason,
-    )  # fmt: skip
+    )
 
 
 class FakePipeline:
