@@ -78,17 +78,6 @@ class AnsweringModel:
     selector: Logistic  # P(sentence holds the answer)
     answerer: Logistic | None  # P(the question is answerable), refuse below its threshold; None: the rules decide
     meta: dict
-    # with the reader (RAG_READER=rerank): the answerer's logit stacked with the reader's signals, fitted on
-    # articles neither the reader nor the answerer was fitted on; None: the answerer decides alone
-    reader_answerer: Logistic | None = None
-
-    def decider(self, features: dict) -> Logistic:
-        """The model that decides this answer: the stacked one when the reader's signals are there. Adds
-        the answerer's logit to `features` (the stacked model's first input)."""
-        if self.reader_answerer is None or self.answerer is None or "reader_margin" not in features:
-            return self.answerer
-        features["answerer_logit"] = round(self.answerer.logit(features), 4)
-        return self.reader_answerer
 
     @classmethod
     def load(cls, templates) -> AnsweringModel:
@@ -99,8 +88,8 @@ class AnsweringModel:
             return cls(
                 Logistic.from_dict(data["selector"], "selector"),
                 Logistic.from_dict(data["answerer"], "answerer"),
+                # a "reader_answerer" (the retired RAG_READER=rerank's stacked model) in an older file is ignored
                 {k: v for k, v in data.items() if k not in ("selector", "answerer", "reader_answerer")},
-                Logistic.from_dict(data["reader_answerer"], "reader_answerer") if data.get("reader_answerer") else None,
             )
         except KeyError as exc:
             raise TemplateError(f"{MODEL_FILE}: missing model {exc}") from exc

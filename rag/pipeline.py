@@ -57,8 +57,6 @@ def load_answering_model(settings: Settings, templates: Templates) -> AnsweringM
         model = replace(model, answerer=None)
     if settings.answer_threshold is not None and model.answerer is not None:
         model = replace(model, answerer=replace(model.answerer, threshold=settings.answer_threshold))
-        if model.reader_answerer is not None:
-            model = replace(model, reader_answerer=replace(model.reader_answerer, threshold=settings.answer_threshold))
     return model
 
 
@@ -84,12 +82,9 @@ def build_strategy(
 
         return ReaderExtractive(templates, policy, reader, answering)
     if extractive:
-        model = load_answering_model(settings, templates)
-        if reader is not None and answering.reader == "rerank":
-            from rag.read_strategy import RerankedExtractive
-
-            return RerankedExtractive(templates, policy, embedder, answering, model, reader)
-        return Extractive(templates, policy, embedder, answering, model)
+        # RAG_READER=off, or no reader given (a caller that injects its generator without a reader, as the
+        # tests' fakes do; `Pipeline.load(with_generator=True)` loads the real one): the sentence engine
+        return Extractive(templates, policy, embedder, answering, load_answering_model(settings, templates))
     return Generative(templates, policy, answering)
 
 

@@ -23,11 +23,9 @@ from rag.question import Question
 from rag.reader import Reader, Reading
 from rag.refusal import NO_CLEAR_ANSWER, RefusalPolicy, assess, plain_reason
 from rag.retrieval import Passage
-from rag.strategies import Extractive, Outcome, Plan, _Prompting
+from rag.strategies import Outcome, Plan, _Prompting
 
 if TYPE_CHECKING:
-    from rag.embedding import Embedder
-    from rag.fitted import AnsweringModel
     from rag.settings import AnsweringSettings
 
 GRAMMAR = "reader_choice.gbnf"
@@ -196,61 +194,3 @@ def reader_select(
         [reading.null[readable.index(i)] if i in readable else 0.0 for i in kept],
     )
     return [passages[i] for i in kept], remapped
-
-
-class RerankedExtractive(Extractive):
-    """The sentence-selection engine (rag/strategies.py) over the passages the reader ranks best.
-
-    The reader reads `read_k` retrieved passages and the `k` whose best span beats "no answer" by the
-    most are shown; sentence choice, the answer and refusal stay with the fitted sentence engine.
-    """
-
-    def __init__(
-        self,
-        templates: Templates,
-        policy: RefusalPolicy,
-        embedder: Embedder,
-        answering: AnsweringSettings,
-        model: AnsweringModel | None,
-        reader: Reader,
-    ):
-        super().__init__(templates, policy, embedder, answering, model)
-        self.reader = reader
-        self.read_k = answering.reader_k
-
-    def fetch_k(self, k: int) -> int:
-        return max(k, self.read_k)
-
-    def select(self, question: Question, passages: list[Passage], k: int) -> tuple[list[Passage], Reading | None]:
-        return reader_select(self.reader, question, passages, k)
-
-    def plan(self, question: Question, numbered: list[Numbered], reading: object | None = None) -> Plan | None:
-        plan = super().plan(question, numbered, reading)
-        if plan is not None:
-            plan.reading = reading
-        return plan
-
-    def extra_features(self, plan: Plan, citation: Citation) -> dict[str, float]:
-        return reader_features(plan.reading, citation, [c.item for c in plan.shown], plan.shown[0])
-
-
-def reader_features(reading: Reading | None, citation: Citation, items: list[Numbered], sentence) -> dict[str, float]:
-    """How the reader's reading agrees with the sentence engine's answer: its best margin over "no answer"
-    (relative to its fitted threshold), whether its best span overlaps the cited words, and whether it
-    lies in the cited sentence. Positions are the shown passages' (the reading is indexed like them)."""
-    if reading is None:
-        return {}
-    best = reading.best
-    if best is None:
-        return {"reader_margin": -20.0, "reader_agree": 0.0, "reader_sentence": 0.0}
-    # the reading is indexed by shown passage order: passage i is numbered i + 1
-    n = best.passage + 1
-    item = next((it for it in items if it.n == n), None)
-    agree = in_sentence = 0.0
-    if item is not None and citation.n == n:
-        base = item.passage.chunk.start
-        a, b = base + best.start, base + best.end
-        agree = float(a < citation.end and citation.start < b)
-        s0, s1 = base + sentence.start, base + sentence.end
-        in_sentence = float(sentence.item.n == n and s0 <= a and b <= s1)
-    return {"reader_margin": round(max(best.margin, -20.0), 4), "reader_agree": agree, "reader_sentence": in_sentence}

@@ -206,14 +206,20 @@ class AnsweringSettings(_Group):
     candidate_sentences: int = Field(
         1, ge=1, le=5, description="Candidate sentences (one per passage) the model may copy its answer from."
     )
-    reader: Literal["off", "rerank", "answer"] = Field(
-        "rerank",
+    reader: Literal["off", "answer"] = Field(
+        "answer",
         description="Extractive mode, the fitted span reader (prompts/reader.safetensors, fitted on SQuAD 2.0 by "
-        "`python -m rag_eval.fit_reader`): rerank: it orders the retrieved passages and the sentence engine answers "
-        "from the best RAG_K; answer: its spans are the answers and its margin decides refusal; off: neither.",
+        "`python -m rag_eval.fit_reader`): answer: the reader's spans are the answers (the generator chooses among "
+        "the best `reader_candidates`; with 1 it is not called) and its fitted decision (margin threshold + names "
+        "rule, rag_eval/fit_reader.py --refit) decides refusal; off: the sentence engine (the fitted selector and "
+        "answerer of prompts/answering_model.json).",
     )
     reader_k: int = Field(
-        6, ge=1, le=50, description="Passages the reader reads per question; the best RAG_K of them are shown."
+        6,
+        ge=1,
+        le=50,
+        description="Passages the reader reads per question (RAG_READER=answer); the best RAG_K of them, by its best "
+        "span's margin over 'no answer', are shown.",
     )
     reader_candidates: int = Field(
         1,
@@ -227,7 +233,8 @@ class AnsweringSettings(_Group):
         ge=-50.0,
         le=50.0,
         description="Answer when the reader's best span beats its 'no answer' score by at least this margin; "
-        "default: the fitted threshold (set for 15% false refusals on held-out calibration articles).",
+        "default: the threshold fitted into the reader file by `rag_eval/fit_reader.py --refit` (for 15% false "
+        "refusals on a calibration article).",
     )
 
     # --- refusal ----------------------------------------------------------------

@@ -52,7 +52,6 @@ class Plan:
     ranked: list[Candidate] = field(default_factory=list)  # extractive: every candidate, best first
     fixed: str | None = None  # the reply when there is nothing to choose (the generator is not called)
     proposals: list = field(default_factory=list)  # reader-led: the spans the grammar allows
-    reading: object | None = None  # the reader's reading of the shown passages, when a reader chose them
 
 
 @dataclass
@@ -210,8 +209,7 @@ class Extractive(_Prompting):
         evidence = _evidence(best)
         if self.model is not None and self.model.answerer is not None:
             features = answer_features(question, citation.quote, best, plan.ranked, signals)
-            features.update(self.extra_features(plan, citation))
-            reason = self.policy.fitted_verdict(self.model.decider(features), features, signals)
+            reason = self.policy.fitted_verdict(self.model.answerer, features, signals)
             signals.extra = features
         else:
             reason = self.policy.verdict(signals)
@@ -219,10 +217,6 @@ class Extractive(_Prompting):
             return Outcome(signals=signals, reason=reason, evidence=[evidence])
         answer = f"{citation.quote.strip()} {contract.marker(citation.n)}"
         return Outcome(answer, [citation], [evidence], signals)
-
-    def extra_features(self, plan: Plan, citation: Citation) -> dict[str, float]:
-        """Answer features beyond the sentence engine's own (the reader's, in RerankedExtractive)."""
-        return {}
 
     def _finish_parts(self, question: Question, cited: list, relevance: float) -> Outcome:
         """Two spans: each must be new words, the names of the question must be in their sentences."""

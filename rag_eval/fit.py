@@ -4,7 +4,7 @@
         --fit Huguenot 1973_oil_crisis European_Union_law Packet_switching Yuan_dynasty Immune_system \
         --limit 150 --answer-limit 60 --workdir /tmp/squadfit --out prompts/answering_model.json
 
-Two logistic regressions over signals the pipeline already has (rag/evidence.py `sentence_features`,
+The sentence engine's (RAG_READER=off): two logistic regressions over signals the pipeline already has (rag/evidence.py `sentence_features`,
 rag/strategies.py `answer_features`):
 1. selector: does this candidate sentence hold a gold answer span? Fitted on every candidate sentence
    of the passages retrieved for the fitting questions (no model call needed).
@@ -104,8 +104,8 @@ def answer_rows(pipeline, questions) -> list[dict]:
 
 
 def rows_from_records(paths: list[Path]) -> list[dict]:
-    """Answer rows from `rag eval --squad` results run with RAG_ANSWER_THRESHOLD=0 (every span answered),
-    so the answerer can be refitted without running the model again."""
+    """Answer rows from `rag eval --squad` results run with RAG_READER=off RAG_ANSWER_THRESHOLD=0 (the sentence
+    engine, every span answered), so the answerer can be refitted without running the model again."""
     from rag.lexicon import STRICT_TYPES
 
     rows = []
@@ -115,6 +115,8 @@ def rows_from_records(paths: list[Path]) -> list[dict]:
             extra = dict(sig.get("extra") or {})
             if not extra:
                 continue
+            if "reader_margin" in extra:
+                raise SystemExit(f"{path}: answered with the span reader; record with RAG_READER=off")
             extra.pop("p_answer", None)
             extra["strict_untyped"] = float(sig.get("question_type") in STRICT_TYPES and not sig.get("typed", True))
             rows.append({"qid": r["id"], "article": r["article"], "answerable": int(r["answerable"]), **extra})
@@ -125,9 +127,7 @@ def fit_answerer(rows: list[dict], max_false_refusals: float, require_names: boo
     """The logistic answerer and its threshold: the highest that refuses at most `max_false_refusals` of the
     answerable fitting questions, counting the refusals of the names rule (`require_names`: a name in the
     question missing from the cited sentence refuses, whatever the model says) in that budget."""
-    features = sorted(
-        k for k in rows[0] if k not in ("qid", "article", "answerable", "f1", "p_answer") and k not in STACKED
-    )  # the reader's signals go to the stacked model only
+    features = sorted(k for k in rows[0] if k not in ("qid", "article", "answerable", "f1", "p_answer"))
     answerer = _fit_logistic(rows, [r["answerable"] for r in rows], features)
 
     def refused(r: dict, t: float) -> bool:
@@ -179,92 +179,10 @@ def refit_main(argv: list[str]) -> int:
     return 0
 
 
-STACKED = ["answerer_logit", "reader_margin", "reader_agree", "reader_sentence"]
-
-
-def fit_stacked(rows: list[dict], answerer: dict, max_false_refusals: float) -> dict:
-    """The reader-stacked answerer: the sentence engine's answerer logit with the reader's signals, and its
-    threshold for `max_false_refusals` (names rule included), as `fit_answerer` does."""
-    from rag.fitted import Logistic
-
-    base = Logistic.from_dict(answerer, "answerer")
-    rows = [{**r, "answerer_logit": base.logit(r)} for r in rows if "reader_margin" in r]
-    if not rows:
-        raise SystemExit("stack: the records carry no reader signals (run `rag eval --squad` with RAG_READER=rerank)")
-    model = _fit_logistic(rows, [r["answerable"] for r in rows], STACKED)
-
-    def refused(r: dict, t: float) -> bool:
-        return r.get("missing_names", 0) > 0 or _prob(model, r) < t
-
-    ans = [r for r in rows if r["answerable"]]
-    unans = [r for r in rows if not r["answerable"]]
-    threshold = max(
-        (float(t) for t in np.linspace(0, 1, 201) if np.mean([refused(r, t) for r in ans]) <= max_false_refusals),
-        default=0.0,
-    )
-    recall = float(np.mean([refused(r, threshold) for r in unans]))
-    false = float(np.mean([refused(r, threshold) for r in ans]))
-    alone = max(
-        (
-            float(t)
-            for t in np.linspace(0, 1, 201)
-            if np.mean([r.get("missing_names", 0) > 0 or _prob(answerer, r) < t for r in ans]) <= max_false_refusals
-        ),
-        default=0.0,
-    )
-    recall_alone = float(np.mean([r.get("missing_names", 0) > 0 or _prob(answerer, r) < alone for r in unans]))
-    print(
-        f"stacked: {len(rows)} answers; threshold {threshold:.3f}: refusal recall {recall:.3f}, false refusals "
-        f"{false:.3f} (the answerer alone at the same budget: refusal recall {recall_alone:.3f})",
-        file=sys.stderr,
-    )
-    return {
-        **model,
-        "threshold": round(threshold, 4),
-        "require_names": True,
-        "refusal_recall_fit": round(recall, 4),
-        "false_refusals_fit": round(false, 4),
-        "answerer_alone_refusal_recall_fit": round(recall_alone, 4),
-    }
-
-
-def stack_main(argv: list[str]) -> int:
-    """`python -m rag_eval.fit stack MODEL.json RESULTS.json…`: fit the reader-stacked answerer from answers
-    recorded with RAG_READER=rerank RAG_ANSWER_THRESHOLD=0 on articles neither model was fitted on."""
-    p = argparse.ArgumentParser(prog="python -m rag_eval.fit stack")
-    p.add_argument("model", type=Path)
-    p.add_argument("results", type=Path, nargs="+")
-    p.add_argument("--max-false-refusals", type=float, default=0.15)
-    p.add_argument(
-        "--reader-articles",
-        nargs="+",
-        default=[],
-        metavar="TITLE",
-        help="articles the reader was fitted on (refused here: its signals are optimistic on them)",
-    )
-    args = p.parse_args(argv)
-    model = json.loads(args.model.read_text())
-    rows = rows_from_records(args.results)
-    articles = sorted({r["article"] for r in rows})
-    bad = set(articles) & (set(model["held_out_articles"]) | set(args.reader_articles))
-    if bad:
-        raise SystemExit(f"stack: records include held-out or reader-fitting articles {sorted(bad)}")
-    model["reader_answerer"] = {
-        **fit_stacked(rows, model["answerer"], args.max_false_refusals),
-        "fitted_on": {"records": [p.name for p in args.results], "articles": articles},
-    }
-    model["created"] = datetime.now(UTC).isoformat(timespec="seconds")
-    args.model.write_text(json.dumps(model, indent=1) + "\n")
-    print(f"wrote {args.model}", file=sys.stderr)
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["refit"]:
         return refit_main(argv[1:])
-    if argv[:1] == ["stack"]:
-        return stack_main(argv[1:])
     p = argparse.ArgumentParser(prog="python -m rag_eval.fit", description=__doc__.split("\n\n")[0])
     p.add_argument("file", type=Path)
     p.add_argument("--fit", nargs="+", required=True, metavar="TITLE", help="articles whose questions fit the models")
@@ -282,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     articles = squad.load_squad(args.file)
     docs = squad.layout(articles)
     fit_articles = [a for a in articles if a.title in set(args.fit)]
-    settings = squad.build_index(articles, args.workdir, {"decisions": "rules", "n_threads": 1})
+    # the sentence engine's decisions: without the span reader (RAG_READER=answer would answer instead)
+    settings = squad.build_index(articles, args.workdir, {"decisions": "rules", "reader": "off", "n_threads": 1})
     pipeline = Pipeline.load(settings, with_generator=True)
     t0 = time.time()
     fit_q = squad.questions(fit_articles, docs, args.limit, args.seed)

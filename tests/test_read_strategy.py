@@ -109,48 +109,19 @@ def test_a_damaged_reader_file_is_a_template_error_naming_it(data):
         load_reader_file(data)
 
 
-def test_rerank_shows_the_passages_the_reader_rates_best_and_the_sentence_engine_answers(make):
-    def copy_first_sentence(question, shown, messages):
-        return "[1] Wang Wentao"
-
-    pipeline, generator, reader = make(lambda q: ["Wang Wentao"], copy_first_sentence, reader="rerank")
-    assert type(pipeline.answerer.strategy).__name__ == "RerankedExtractive"
-    answer = pipeline.ask("Who did Brad Smith meet?")
-    read = reader.calls[0][1]
-    assert len(read) == pipeline.settings.reader_k
-    first_holding = next(t for t in read if "Wang Wentao" in t)
-    assert answer.passages[0].text == first_holding
-    assert len(generator.calls) == 1  # the sentence engine's grammar, not the reader's spans
-    extra = answer.signals["extra"]  # the reader's signals go to the answer/refuse decision
-    assert extra["reader_margin"] == 5.0 and extra["reader_agree"] == 1.0 and extra["reader_sentence"] == 1.0
-
-
-@pytest.mark.parametrize(
-    "proposed",
-    [
-        "Wang Wentao",  # the reader's best span is the cited words
-        "Minister of Commerce",  # other words of the cited sentence
-        "Xi Jinping",  # another sentence or passage altogether
-        None,  # no span at all: the lowest margin
-    ],
-)
-def test_reader_signals_say_whether_the_reader_agrees_with_the_cited_words(make, proposed):
-    pipeline, _, _ = make(
-        lambda q: [proposed] if proposed else [], copy_phrase("Wang Wentao"), reader="rerank", answer_threshold=0.0
-    )
-    answer = pipeline.ask("Who did Brad Smith meet?")
-    extra = answer.signals["extra"]
-    quote = answer.citations[0].quote
-    sentence = answer.evidence[0].text
-    assert extra["reader_agree"] == float(bool(proposed) and proposed in quote)
-    assert extra["reader_sentence"] == float(bool(proposed) and proposed in sentence)
-    assert extra["reader_margin"] == (5.0 if proposed else -20.0)
-    assert "answerer_logit" not in extra  # no stacked model in the shipped file yet: the answerer decides
-
-
 def test_reader_off_builds_the_plain_sentence_engine(make):
     pipeline, _, _ = make(lambda q: [], reader="off")
     assert type(pipeline.answerer.strategy).__name__ == "Extractive"
+
+
+def test_the_default_without_a_reader_falls_back_to_the_sentence_engine(settings, keyword_embedder):
+    """RAG_READER=answer is the default; a caller that injects a generator but no reader (the fakes here)
+    gets the sentence engine, and no reader weights are loaded."""
+    run_ingest(settings, keyword_embedder)
+    s = settings.model_copy(update={"mode": "extractive"})
+    assert s.reader == "answer"
+    pipeline = Pipeline.load(s, embedder=keyword_embedder, generator=ScriptedGenerator(copy_phrase("Wang Wentao")))
+    assert pipeline.reader is None and type(pipeline.answerer.strategy).__name__ == "Extractive"
 
 
 @pytest.mark.slow

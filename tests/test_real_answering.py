@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def real_pipeline(real_embedder, real_generator, real_reader, real_index_dir):
-    """The default pipeline: the fitted reader reorders the passages (RAG_READER=rerank)."""
+    """The default pipeline: the fitted reader's spans are the answers (RAG_READER=answer)."""
     settings = Settings(seeds_dir=SEEDS, index_dir=real_index_dir)
     return Pipeline.load(settings, embedder=real_embedder, generator=real_generator, reader=real_reader)
 

@@ -92,25 +92,12 @@ def test_names_rule_refuses_whatever_the_probability():
     assert POLICY.fitted_verdict(model, {"cosine": 1.0}, signals) == "The passages do not mention Xi, Jinping"
 
 
-def test_the_reader_stacked_answerer_decides_only_when_the_readers_signals_are_there():
+def test_an_older_model_file_with_the_retired_stacked_answerer_still_loads():
     good = {
         "format": 1,
         "selector": {"features": ["a"], "weights": [1], "bias": 0},
         "answerer": {"features": ["b"], "weights": [2.0], "bias": 1.0, "threshold": 0.3},
-        "reader_answerer": {
-            "features": ["answerer_logit", "reader_margin"],
-            "weights": [1.0, 1.0],
-            "bias": 0,
-            "threshold": 0.6,
-        },
+        "reader_answerer": {"features": ["x"], "weights": [], "bias": 0},  # RAG_READER=rerank's, ignored
     }
     model = AnsweringModel.load(_Templates(good))
-    assert model.decider({"b": 1.0}) is model.answerer  # no reader: the answerer alone
-    features = {"b": 1.0, "reader_margin": -5.0}
-    assert model.decider(features) is model.reader_answerer
-    assert features["answerer_logit"] == pytest.approx(3.0)  # the stacked model's input, recorded
-    assert model.reader_answerer.prob(features) < 0.6  # a confident answerer overruled by a reader that says no
-    unstacked = AnsweringModel.load(_Templates({k: v for k, v in good.items() if k != "reader_answerer"}))
-    assert unstacked.decider(features) is unstacked.answerer  # no stacked model: the answerer, reader or not
-    with pytest.raises(TemplateError, match="reader_answerer"):
-        AnsweringModel.load(_Templates({**good, "reader_answerer": {"features": ["x"], "weights": [], "bias": 0}}))
+    assert model.answerer.threshold == 0.3 and "reader_answerer" not in model.meta

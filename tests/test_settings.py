@@ -159,13 +159,13 @@ def _components():
     from rag.embedding import SentenceTransformerEmbedder
     from rag.generation import LlamaGenerator
     from rag.generation_remote import RemoteGenerator
-    from rag.read_strategy import ReaderExtractive, RerankedExtractive
+    from rag.read_strategy import ReaderExtractive
     from rag.refusal import RefusalPolicy
     from rag.retrieval import HybridRetriever
     from rag.strategies import Extractive, Generative
 
     return [Answerer, SentenceTransformerEmbedder, LlamaGenerator, RemoteGenerator, ReaderExtractive,
-            RerankedExtractive, RefusalPolicy, HybridRetriever, Extractive, Generative]  # fmt: skip
+            RefusalPolicy, HybridRetriever, Extractive, Generative]  # fmt: skip
 
 
 NOT_SETTINGS = {"show_progress", "transport", "sleep"}  # display and test hooks, not settings
