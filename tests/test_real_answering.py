@@ -43,8 +43,17 @@ def test_unanswerable_question_is_refused_by_the_rules(real_embedder, real_gener
     assert answer.refused and answer.citations == [], answer.model_dump()
 
 
-def test_fitted_default_refuses_what_the_documents_do_not_say(real_pipeline):
+def test_the_reader_refuses_what_the_documents_do_not_say(real_pipeline):
+    """No span clears the reader's fitted margin threshold (or the names rule): refused, nothing cited."""
     answer = real_pipeline.ask("How long did the meeting last?")
+    assert answer.refused and answer.citations == [], answer.model_dump()
+
+
+def test_the_sentence_engine_refuses_with_a_low_probability(real_embedder, real_generator, real_index_dir):
+    """RAG_READER=off: the fitted answerer of the sentence engine gives the refusal its probability."""
+    settings = Settings(seeds_dir=SEEDS, index_dir=real_index_dir, reader="off")
+    pipeline = Pipeline.load(settings, embedder=real_embedder, generator=real_generator)
+    answer = pipeline.ask("How long did the meeting last?")
     assert answer.refused and answer.citations == [] and answer.signals["extra"]["p_answer"] < 0.5, answer.model_dump()
 
 

@@ -110,5 +110,8 @@ def test_real_generator_warm_makes_the_first_prompt_reuse_the_prefix(real_genera
     prefix_tokens = list(real_generator.llama._input_ids[:cached])  # noqa: SLF001 - the cache's tokens
     shown = [type("N", (), {"n": 1, "text": "Brad Smith met Wang Wentao on December 6, 2023."})()]
     list(real_generator.generate(strategy.messages(QUESTION, shown), None, 2))
-    again = list(real_generator.llama._input_ids[: cached - 8])  # noqa: SLF001
-    assert again == prefix_tokens[: cached - 8]  # the real prompt began with the warmed prefix
+    again = list(real_generator.llama._input_ids[:cached])  # noqa: SLF001
+    common = next((i for i, (a, b) in enumerate(zip(again, prefix_tokens)) if a != b), cached)
+    # the real prompt began with the warmed prefix: all of it but the empty user turn's own tail ("\n\nQuestion:
+    # " and the assistant header, which the real turn's passages replace) was reused
+    assert common >= cached - 24, (common, cached)
