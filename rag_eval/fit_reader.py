@@ -333,9 +333,13 @@ def refit(results: list[Path], reader_file: Path, max_false_refusals: float) -> 
     """
     from rag.reader import load_reader_file, save_reader
 
-    rows = []
+    rows, articles = [], []
     for path in results:
-        for r in json.loads(Path(path).read_text())["records"]:
+        loaded = json.loads(Path(path).read_text())
+        config = loaded.get("config") or {}
+        source = f" ({Path(config['file']).name})" if config.get("file") else ""
+        articles += [f"{a}{source}" for a in config.get("articles") or [Path(path).parent.name]]
+        for r in loaded["records"]:
             if r.get("error"):
                 continue
             extra = (r.get("signals") or {}).get("extra") or {}
@@ -379,7 +383,7 @@ def refit(results: list[Path], reader_file: Path, max_false_refusals: float) -> 
     state, meta = load_reader_file(Path(reader_file).read_bytes())
     meta["threshold"] = best["threshold"]
     meta["decider"] = {
-        **best, "fitted_on": [Path(p).parent.name for p in results], "questions": len(rows),
+        **best, "fitted_on": articles, "questions": len(rows),
         "max_false_refusals": max_false_refusals, "alternatives": list(options.values()),
         "script": f"{SCRIPT} --refit", "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }  # fmt: skip

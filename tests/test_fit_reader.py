@@ -95,6 +95,8 @@ def test_refit_sets_the_threshold_for_the_false_refusal_budget_and_fits_confiden
     # the names rule refuses the confident unanswerable one at no cost to answerable questions: kept
     assert decider["require_names"] is True and decider["refusal_recall"] == 1.0
     _, meta = load_reader_file(reader_file.read_bytes())
-    assert meta["threshold"] == decider["threshold"] and meta["decider"]["fitted_on"] == ["cal"]
+    assert meta["threshold"] == decider["threshold"] and meta["decider"]["fitted_on"] == [
+        "cal"
+    ]  # no config: the folder
     model = ReaderModel(None, None, meta)
     assert model.require_names and model.p_answer(9.0) > 0.5 > model.p_answer(-3.0)
