@@ -5,15 +5,16 @@ right sentence, and refusal from cheap signals stayed near chance on SQuAD 2.0's
 questions (written to look answerable from the same paragraph): on four held-out articles answerable
 F1 0.39 and refusal recall 0.35 at 16% false refusals. Those questions need the question and the
 passage read together. The reader is the bundled all-MiniLM-L6-v2 encoder (already shipped for
-retrieval, so no new weights to download) with low-rank adapters and a start/end head fitted by
+retrieval, so no new weights to download) with its upper layers and a start/end head trained by
 `python -m rag_eval.fit_reader` on SQuAD 2.0 articles (the file's metadata names them, the
 calibration articles and the held-out figures). It reads each retrieved passage with the question
 (SQuAD 2.0 style: the [CLS] token scores "no answer here") and proposes spans with a margin over
-"no answer"; the extractive strategy lets the generator choose among the best proposals and the
-margin decides to answer or refuse (rag/strategies.py).
+"no answer"; the reader-led strategy (rag/read_strategy.py) answers with the best proposals and the
+margin decides to answer or refuse.
 
-The adapters (float16, ~1 MB) are merged into a private copy of the encoder's weights at load time,
-so inference is one plain BERT forward pass per passage batch and needs no extra library.
+The trained layers (float16, 17.8 MB) are copied over a private copy of the encoder's weights at load
+time, so inference is one plain BERT forward pass per passage batch and needs no extra library. (An
+earlier format of low-rank adapters, 1 MB, could not move the encoder far enough: held-out F1 0.39.)
 """
 
 from __future__ import annotations
@@ -30,10 +31,8 @@ import numpy as np
 from rag.errors import ModelError, TemplateError
 
 READER_FILE = "reader.safetensors"
-FORMATS = (1, 2)  # 1: low-rank adapters over the encoder; 2: the encoder's trained layers themselves
+FORMAT = 2  # the encoder's trained layers and the head (format 1, low-rank adapters, was retired)
 MAX_ANSWER_TOKENS = 30  # longest span proposed, in word pieces (SQuAD answers: median 2 words)
-TARGETS = ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
-           "intermediate.dense", "output.dense")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -93,45 +92,15 @@ def encode_pairs(tokenizer, questions: Sequence[str], texts: Sequence[str], max_
 
 
 def _net_classes():
-    import torch
     from torch import nn
 
-    class LoRALinear(nn.Module):
-        def __init__(self, base: nn.Linear, rank: int, alpha: float):
-            super().__init__()
-            self.base = base
-            for p in base.parameters():
-                p.requires_grad = False
-            self.lora_a = nn.Parameter(torch.randn(rank, base.in_features) / rank**0.5 * 0.1)
-            self.lora_b = nn.Parameter(torch.zeros(base.out_features, rank))
-            self.scale = alpha / rank
-
-        def forward(self, x):
-            return self.base(x) + (x @ self.lora_a.T @ self.lora_b.T) * self.scale
-
     class ReaderNet(nn.Module):
-        """Encoder + start/end head. `from_base` adds trainable adapters (fitting); `merged` holds the
-        adapters folded into the weights (answering)."""
+        """Encoder + start/end head: `for_training` marks what is trained; answering copies it in."""
 
         def __init__(self, encoder):
             super().__init__()
             self.encoder = encoder
             self.head = nn.Linear(encoder.config.hidden_size, 2)
-
-        @classmethod
-        def from_base(cls, base: Path, rank: int, alpha: float) -> ReaderNet:
-            net = cls(_load_encoder(base))
-            for p in net.encoder.parameters():
-                p.requires_grad = False
-            for name, module in list(net.encoder.named_modules()):
-                if any(name.endswith(t) for t in TARGETS) and isinstance(module, nn.Linear):
-                    parent, _, child = name.rpartition(".")
-                    setattr(net.encoder.get_submodule(parent), child, LoRALinear(module, rank, alpha))
-            for name, p in net.encoder.named_parameters():
-                if "LayerNorm" in name:
-                    p.requires_grad = True
-            net.rank, net.alpha = rank, alpha
-            return net
 
         @classmethod
         def for_training(cls, base: Path, freeze_layers: int = 1) -> ReaderNet:
@@ -149,7 +118,7 @@ def _net_classes():
             logits = self.head(hidden)
             return logits[..., 0], logits[..., 1]
 
-    return LoRALinear, ReaderNet
+    return ReaderNet
 
 
 def _load_encoder(base: Path):
@@ -168,25 +137,15 @@ def _load_encoder(base: Path):
         ) from exc
 
 
-def __getattr__(name):  # ReaderNet / LoRALinear without importing torch at module import
-    if name in ("ReaderNet", "LoRALinear"):
-        lora, net = _net_classes()
-        return {"LoRALinear": lora, "ReaderNet": net}[name]
+def __getattr__(name):  # ReaderNet without importing torch at module import
+    if name == "ReaderNet":
+        return _net_classes()
     raise AttributeError(name)
 
 
 def trainable_state(net) -> dict:
     """What a format-2 file ships: every tensor that was trained (the upper layers and the head)."""
     return {k: p.detach().clone() for k, p in net.named_parameters() if p.requires_grad}
-
-
-def lora_state(net) -> dict:
-    """What is shipped: the adapters, the layer norms and the head (not the frozen encoder weights)."""
-    return {
-        k: v.detach().clone()
-        for k, v in net.state_dict().items()
-        if "lora_" in k or "LayerNorm" in k or k.startswith("head.")
-    }
 
 
 def save_reader(path: Path | str, state: dict, meta: dict) -> None:
@@ -210,8 +169,8 @@ def load_reader_file(data: bytes) -> tuple[dict, dict]:
     except Exception as exc:  # safetensors raises its own error types
         raise TemplateError(f"{READER_FILE}: not a readable safetensors file ({exc})") from exc
     meta = _metadata(data)
-    if meta.get("format") not in FORMATS:
-        raise TemplateError(f"{READER_FILE}: expected format 1 or 2, found {meta.get('format')!r}")
+    if meta.get("format") != FORMAT:
+        raise TemplateError(f"{READER_FILE}: expected format {FORMAT}, found {meta.get('format')!r}")
     return {k: v.to(torch.float32) for k, v in tensors.items()}, meta
 
 
@@ -254,29 +213,14 @@ class ReaderModel:
 
         if threads:
             torch.set_num_threads(threads)
-        _, ReaderNet = _net_classes()  # noqa: N806 - a class
-        encoder = _load_encoder(base)
-        net = ReaderNet(encoder)
-        rank = int(meta.get("rank", 16))
-        scale = float(meta.get("alpha", 32.0)) / rank
+        net = _net_classes()(_load_encoder(base))
         params = dict(net.named_parameters())
         with torch.no_grad():
             for key, value in state.items():
-                if ".lora_a" in key:
-                    prefix = key[: -len(".lora_a")]
-                    b = state[prefix + ".lora_b"]
-                    target = params.get(prefix + ".weight")
-                    if target is None or target.shape != (b.shape[0], value.shape[1]):
-                        raise TemplateError(f"{READER_FILE}: adapter {prefix} does not fit the encoder")
-                    target += scale * (b @ value)
-                elif ".lora_b" in key:
-                    continue
-                else:
-                    name = key.replace(".base.", ".")
-                    target = params.get(name)
-                    if target is None or target.shape != value.shape:
-                        raise TemplateError(f"{READER_FILE}: tensor {key} does not fit the encoder")
-                    target.copy_(value)
+                target = params.get(key)
+                if target is None or target.shape != value.shape:
+                    raise TemplateError(f"{READER_FILE}: tensor {key} does not fit the encoder")
+                target.copy_(value)
         net.eval()
         return cls(net, tokenizer_for(base), meta, **kw)
 
