@@ -55,9 +55,8 @@ class ReaderExtractive(_Prompting):
         self.read_k = answering.reader_k
         self.candidates = answering.reader_candidates
         self.threshold = reader.threshold if answering.reader_threshold is None else answering.reader_threshold
-        # the names rule, fitted with the threshold (rag_eval/fit_reader.py --refit); a reader without the
-        # fitted decision (a fake) keeps it on
-        self.require_names = bool(getattr(reader, "require_names", True))
+        # the names rule, fitted with the threshold (rag_eval/fit_reader.py --refit)
+        self.require_names = reader.require_names
 
     # --- which passages are shown ------------------------------------------------------------------
     def fetch_k(self, k: int) -> int:
@@ -158,7 +157,7 @@ class ReaderExtractive(_Prompting):
             "reader_rank": picked[0].rank,
             "reader_candidates": len(plan.proposals),
         }
-        p_answer = getattr(self.reader, "p_answer", lambda margin: None)(picked[0].margin)
+        p_answer = self.reader.p_answer(picked[0].margin)
         if p_answer is not None:
             signals.extra["p_answer"] = round(p_answer, 4)
         if self.require_names and signals.missing_anchors:

@@ -66,8 +66,12 @@ class Reading:
 
 class Reader(Protocol):
     threshold: float  # answer when the best margin is at least this (fitted for a stated false-refusal rate)
+    require_names: bool  # also refuse when a name of the question is missing from the cited sentence
 
     def read(self, question: str, passages: Sequence[str]) -> Reading: ...
+
+    def p_answer(self, margin: float) -> float | None:
+        """P(a span with this margin is a right answer), or None without a fitted confidence."""
 
 
 def tokenizer_for(base: Path):

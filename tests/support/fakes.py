@@ -105,7 +105,11 @@ class PhraseReader:
     def __init__(self, answers: Callable[[str], list[str]], threshold: float = 0.0):
         self.answers = answers
         self.threshold = threshold
+        self.require_names = True
         self.calls: list[tuple[str, list[str]]] = []
+
+    def p_answer(self, margin):
+        return None  # no fitted confidence
 
     def read(self, question, passages):
         from rag.reader import Reading, Span
