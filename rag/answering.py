@@ -2,7 +2,7 @@
 
 The orchestrator is short on purpose: retrieve → fit the prompt budget → plan (the mode's strategy:
 rag/strategies.py) → generate → finish (map the reply to exact spans, measure the signals) →
-decide (rag/refusal.py) → the contract, with the decider's confidence and the confidence floor
+decide (the decider, rag/decider.py, inside the strategy) → the contract, with the decider's confidence and the confidence floor
 (`_answer`, the one place both are applied). `prepare` is the public hook for everything before
 generation, so the benchmark measures exactly what the pipeline sends to the model.
 """
@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 
 from rag import contract
 from rag.citations import Numbered, number_passages
+from rag.decider import Decider
 from rag.errors import QueryError
 from rag.generation import Generator
 from rag.question import Question, analyse
-from rag.refusal import NOT_SURE, RefusalPolicy
+from rag.refusal import NOT_SURE
 from rag.retrieval import Passage, Retriever
 from rag.strategies import Outcome, Plan, Strategy
 
@@ -33,8 +34,13 @@ class Prepared:
     numbered: list[Numbered]
     relevance: float | None  # best dense cosine of the passages (None: nothing retrieved)
     plan: Plan | None  # None: refused before generation
-    refusal: str | None = None  # the reason, when refused before generation
+    decided: Outcome | None = None  # the refusal decided before generation
     steps_ms: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def refusal(self) -> str | None:
+        """The reason, when refused before generation."""
+        return self.decided.reason if self.decided else None
 
     @property
     def messages(self) -> list[dict] | None:
@@ -62,7 +68,7 @@ class Answerer:
         retriever: Retriever,
         generator: Generator,
         strategy: Strategy,
-        policy: RefusalPolicy,
+        decider: Decider,
         *,
         k: int,
         prompt_token_budget: int,
@@ -73,7 +79,8 @@ class Answerer:
         self.retriever = retriever
         self.generator = generator
         self.strategy = strategy
-        self.policy = policy
+        self.decider = decider
+        self.policy = decider.policy
         self.k = k
         self.prompt_token_budget = prompt_token_budget
         self.context_tokens = context_tokens
@@ -121,9 +128,10 @@ class Answerer:
         passages = self.retriever.search(q.text, self.strategy.fetch_k(k))
         steps = {"search": _ms(t0)}
         relevance = max((p.dense for p in passages), default=None)
-        refusal = self.policy.before_generation(relevance, q)
+        before = self.decider.before(q, relevance)
+        decided = None if before is None else Outcome.decided(before)
         reading = None
-        if refusal is None:
+        if decided is None:
             t1 = time.perf_counter()
             passages, reading = self.strategy.select(q, passages, k)
             steps["read"] = _ms(t1)
@@ -134,13 +142,15 @@ class Answerer:
         steps["fit_budget"] = _ms(t1)
         numbered = number_passages(passages)
         plan = None
-        if refusal is None:
+        if decided is None:
             t2 = time.perf_counter()
-            plan = self.strategy.plan(q, numbered, reading)
+            planned = self.strategy.plan(q, numbered, reading, relevance or 0.0)
             steps["plan"] = _ms(t2)
-            if plan is None:
-                refusal = self.strategy.refusal_reason(q, numbered, reading, relevance or 0.0)
-        return Prepared(q, passages, numbered, relevance, plan, refusal, steps)
+            if isinstance(planned, Outcome):
+                decided = planned
+            else:
+                plan = planned
+        return Prepared(q, passages, numbered, relevance, plan, decided, steps)
 
     # --- answering ---------------------------------------------------------------------------------------
     def ask(self, question: str, k: int | None = None) -> contract.Answer:
@@ -165,8 +175,8 @@ class Answerer:
                 raw += piece
                 yield contract.TokenEvent(text=piece)
         t2 = time.perf_counter()
-        if prepared.refusal is not None or plan is None:
-            outcome = Outcome(reason=prepared.refusal)
+        if prepared.decided is not None or plan is None:
+            outcome = prepared.decided or Outcome.decided(self.decider.refuse("no_candidate"))
         else:
             outcome = self.strategy.finish(prepared.question, raw, plan, prepared.numbered, prepared.relevance or 0.0)
         answer = self._answer(prepared.question, outcome, raw, shown)
@@ -179,10 +189,11 @@ class Answerer:
     def _answer(self, question: Question, outcome: Outcome, raw: str, shown: list) -> contract.Answer:
         """The contract for one outcome: the one place an answer gets its confidence and meets the floor.
 
-        `p_answer` is the probability the engine's decider gives that its answer is right (in the signals,
-        when one measured it); a refusal's confidence is that refusing is right, 1 - p_answer. An answer under
-        the policy's confidence floor is refused as not sure, and kept as the best guess with its evidence."""
-        p = _probability(outcome.signals.extra.get("p_answer") if outcome.signals else None)
+        `p_answer` is the probability the decider gives that its answer is right (when it gives one); a
+        refusal's confidence is that refusing is right: the decider's P(no answer in the documents) when it
+        fits one, else 1 - p_answer. An answer under the policy's confidence floor is refused as not sure, and
+        kept as the best guess with its evidence."""
+        p = _probability(outcome.p_answer)
         refused, reason, guess = outcome.reason is not None, outcome.reason, None
         citations = [c.to_contract() for c in outcome.citations]
         if not refused and self.policy.below_floor(p):
@@ -203,9 +214,17 @@ class Answerer:
             raw=raw,
             dropped=outcome.dropped,
             passages=shown,
-            confidence=None if p is None else round(1.0 - p if refused else p, 4),
+            confidence=_confidence(p, _probability(outcome.p_unanswerable), refused),
             best_guess=guess,
         )
+
+
+def _confidence(p: float | None, p_unanswerable: float | None, refused: bool) -> float | None:
+    if p is None:
+        return None
+    if not refused:
+        return round(p, 4)
+    return round(p_unanswerable if p_unanswerable is not None else 1.0 - p, 4)
 
 
 def _probability(value) -> float | None:
@@ -214,4 +233,4 @@ def _probability(value) -> float | None:
         p = float(value)
     except (TypeError, ValueError):
         return None
-    return min(1.0, max(0.0, p)) if math.isfinite(p) else None
+    return round(min(1.0, max(0.0, p)), 4) if math.isfinite(p) else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,14 +17,13 @@ import numpy as np
 from rag.answer_types import has_type
 from rag.citations import Numbered
 from rag.embedding import Embedder
-from rag.fitted import Logistic
 from rag.lexicon import INSTRUCTION
 from rag.question import Question
 from rag.text import context_terms, norm, words
 
 # Hand-set weights of the selection score (cosine + overlap + typed + names + rank), set on the seed
-# questions; used only when no fitted selector is given (rag/fitted.py replaces them).
-WEIGHTS = {"cosine": 1.0, "overlap": 1.0, "typed": 0.25, "anchors": 0.5, "rank_inv": 0.1}
+# questions before anything was fitted; only the hand-set decider (RAG_DECISIONS=rules, rag/decider.py) uses them.
+HAND_WEIGHTS = {"cosine": 1.0, "overlap": 1.0, "typed": 0.25, "anchors": 0.5, "rank_inv": 0.1}
 
 
 @dataclass
@@ -89,27 +89,28 @@ def sentence_features(
     }
 
 
-def select_sentences(
-    question: Question, numbered: list[Numbered], embedder: Embedder, selector: Logistic | None = None
-) -> list[Candidate]:
-    """Every candidate sentence of the passages, best first: by the fitted selector's probability that it
-    holds the answer, or by the hand-set weights without one."""
+Rank = Callable[[Sequence[Mapping[str, float]]], list[float]]  # a decider's `rank`: a score per candidate
+
+
+def hand_rank(candidates: Sequence[Mapping[str, float]]) -> list[float]:
+    return [sum(w * float(c.get(k, 0.0)) for k, w in HAND_WEIGHTS.items()) for c in candidates]
+
+
+def select_sentences(question: Question, numbered: list[Numbered], embedder: Embedder, rank: Rank) -> list[Candidate]:
+    """Every candidate sentence of the passages, best first by the decider's `rank` of their features (the
+    fitted selector's probability that it holds the answer, or the hand-set weights)."""
     cands = candidates(numbered)
     if not cands:
         return []
     vectors = embedder.embed([question.text] + [item.text[s:e] for item, s, e in cands])
     cosines = vectors[1:] @ vectors[0]
     best_bm25 = max((item.passage.bm25 for item in numbered), default=0.0)
-    scored = []
+    feats = []
     positions: dict[int, int] = {}
     for (item, s, e), cos in zip(cands, np.asarray(cosines, dtype=float)):
         position = positions.get(item.n, 0)
         positions[item.n] = position + 1
-        f = sentence_features(question, item.text[s:e], float(cos), item, position, best_bm25)
-        if selector is not None:
-            score = selector.prob(f)
-        else:
-            score = sum(WEIGHTS[k] * f[k] for k in WEIGHTS)
-        scored.append(Candidate(item, s, e, float(score), f))
+        feats.append(sentence_features(question, item.text[s:e], float(cos), item, position, best_bm25))
+    scored = [Candidate(item, s, e, float(score), f) for (item, s, e), f, score in zip(cands, feats, rank(feats))]
     scored.sort(key=lambda c: -c.score)
     return scored

@@ -10,6 +10,7 @@ from dataclasses import replace
 from rag.ann import Layout
 from rag.answering import Answerer, Prepared
 from rag.contract import Answer, StreamEvent
+from rag.decider import Decider, FittedDecider, RulesDecider
 from rag.documents import Corpus, raise_empty, scan_corpus
 from rag.embedding import Embedder, SentenceTransformerEmbedder
 from rag.fitted import AnsweringModel
@@ -49,53 +50,61 @@ def answer_mode(settings: Settings, generator: Generator) -> str:
     return "extractive" if generator.is_small else "generative"
 
 
-def load_answering_model(settings: Settings, templates: Templates) -> AnsweringModel | None:
-    if settings.decisions == "rules":
-        return None
-    model = AnsweringModel.load(templates)
-    if settings.decisions == "selector":
-        model = replace(model, answerer=None)
-    if settings.answer_threshold is not None and model.answerer is not None:
-        model = replace(model, answerer=replace(model.answerer, threshold=settings.answer_threshold))
-    return model
-
-
 def load_reader(settings: Settings, generator: Generator | None):
-    """The fitted span reader, when extractive answering will use it (RAG_READER); None otherwise."""
-    if settings.reader == "off" or generator is None or answer_mode(settings, generator) != "extractive":
+    """The fitted span reader (RAG_READER=answer), for either answer mode; None when it is off or there is no
+    generator (a search-only pipeline)."""
+    if settings.reader == "off" or generator is None:
         return None
     from rag.embedding import bundled_embedder_path
     from rag.reader import ReaderModel
 
-    # the adapters fit the bundled encoder only, whatever RAG_EMBEDDER_PATH says
+    # the trained layers fit the bundled encoder only, whatever RAG_EMBEDDER_PATH says
     return ReaderModel.load(Templates(settings.prompts_dir), bundled_embedder_path(), threads=settings.embed_threads)
 
 
+def build_decider(settings: Settings, generator: Generator, reader=None) -> Decider:
+    """The one decider every answer goes through (rag/decider.py): the reader-led engine's fitted decider
+    (prompts/decider.json) when the reader reads; else, extractively, the sentence engine's fitted selector and
+    answerer (prompts/answering_model.json) unless RAG_DECISIONS=rules; else the hand-set checks."""
+    answering = settings.answering
+    templates = Templates(answering.prompts_dir)
+    policy = RefusalPolicy.of(answering)
+    if reader is not None and answering.reader == "answer":
+        return FittedDecider.load(templates, policy, answering.answer_threshold)
+    if answer_mode(settings, generator) == "extractive" and answering.decisions == "fitted":
+        model = AnsweringModel.load(templates)
+        answerer = model.answerer
+        if answering.answer_threshold is not None:
+            answerer = replace(answerer, threshold=answering.answer_threshold)
+        return FittedDecider(policy, answerer, ranker=model.selector, meta=model.meta, name="sentences")
+    return RulesDecider(policy)
+
+
 def build_strategy(
-    settings: Settings, generator: Generator, embedder: Embedder, policy: RefusalPolicy, reader=None
+    settings: Settings, generator: Generator, embedder: Embedder, decider: Decider, reader=None
 ) -> Strategy:
     answering = settings.answering
     templates = Templates(answering.prompts_dir)
     extractive = answer_mode(settings, generator) == "extractive"
-    if extractive and reader is not None and answering.reader == "answer":
-        from rag.read_strategy import ReaderExtractive
+    if reader is not None and answering.reader == "answer":
+        from rag.read_strategy import ReaderExtractive, ReaderGenerative
 
-        return ReaderExtractive(templates, policy, reader, answering)
+        return (ReaderExtractive if extractive else ReaderGenerative)(templates, decider, reader, answering)
     if extractive:
         # RAG_READER=off, or no reader given (a caller that injects its generator without a reader, as the
         # tests' fakes do; `Pipeline.load(with_generator=True)` loads the real one): the sentence engine
-        return Extractive(templates, policy, embedder, answering, load_answering_model(settings, templates))
-    return Generative(templates, policy, answering)
+        return Extractive(templates, decider, embedder, answering)
+    return Generative(templates, decider, answering)
 
 
 def build_answerer(settings: Settings, retriever, generator: Generator, reader=None) -> Answerer:
-    policy = RefusalPolicy.of(settings.answering)
-    strategy = build_strategy(settings, generator, retriever.embedder, policy, reader)
+    decider = build_decider(settings, generator, reader)
+    strategy = build_strategy(settings, generator, retriever.embedder, decider, reader)
     return Answerer(
         retriever,
         generator,
         strategy,
-        policy,
+        decider,
         k=settings.k,
         prompt_token_budget=settings.prompt_token_budget,
         context_tokens=settings.n_ctx,

@@ -1,73 +1,92 @@
-"""Extractive answering led by the fitted reader: the reader proposes spans, the generator picks one.
+"""Answering led by the fitted reader: the reader proposes spans, the decider judges them, the model words.
 
 The reader (rag/reader.py) reads more passages than are shown (`reader_k`), orders them by its best
-span's margin over "no answer", and the best `k` of them are shown and cited. The spans whose margin
-clears the reader's fitted threshold are the only replies the grammar allows ("[n] exact words"); with
-none, the question is refused before the generator runs, with the reason a reader can check. With one
-candidate (`reader_candidates=1`, the default for small models) the reply is that span and the
-generator is not called; with more, the generator chooses among them, so a bigger model can overrule
-the reader's order through the same code.
+span's margin over "no answer", and the best `k` of them are shown and cited. Every distinct span in a
+shown passage is a proposal with its features (the reader's margin, its "no answer" score, the gap to
+the next span, how many spans agree, the retrieval scores, the names/type/support checks); the decider
+(rag/decider.py, fitted by `python -m rag_eval.fit_decider`) ranks them and gives its verdict on the
+best before the generator runs, so a refusal costs no generation and carries a probability too.
+
+Extractive (`ReaderExtractive`): the best `reader_candidates` proposals are the only replies the grammar
+allows ("[n] exact words"); with one (the default for small models: SmolLM2 choosing among 3 lowered
+held-out F1 from 56.0 to 38.1) the reply is that span and the generator is not called.
+Generative (`ReaderGenerative`, a bigger model or RAG_LLM_URL): the passages are shown with the best
+proposals as candidate facts, the model writes cited sentences (checked as in rag/strategies.py), and the
+decider's verdict on the reader's best span gates refusal and gives the confidence.
 """
 
 from __future__ import annotations
 
+import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from rag import contract
 from rag.citations import Citation, Numbered, span_citation
+from rag.decider import Decider, Verdict, weakest_of
 from rag.evidence import is_instruction
+from rag.lexicon import STOPWORDS
 from rag.prompts import Templates, gbnf_literal
 from rag.question import Question
 from rag.reader import Reader, Reading
-from rag.refusal import NO_CLEAR_ANSWER, RefusalPolicy, assess, plain_reason
+from rag.refusal import Signals, assess
 from rag.retrieval import Passage
-from rag.strategies import Outcome, Plan, _Prompting
+from rag.strategies import Generative, Outcome, Plan, _Prompting, _Shown
+from rag.text import stem, words
 
 if TYPE_CHECKING:
     from rag.settings import AnsweringSettings
 
 GRAMMAR = "reader_choice.gbnf"
+MAX_PROPOSALS = 10  # distinct spans judged per question (the reader gives up to 3 per passage)
+GAP_CAP = 10.0  # the margin gap to the next span, when there is none
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class Proposal:
-    """A reader span inside a numbered passage (offsets relative to the passage text)."""
+    """A reader span inside a numbered passage (offsets relative to the passage text), with what the decider
+    weighs about it."""
 
     n: int
     start: int
     end: int
     margin: float
     rank: int  # 0 = the reader's best
+    score: float = 0.0
+    features: dict = field(default_factory=dict)
+    signals: Signals | None = None
 
     def quote(self, numbered: dict[int, Numbered]) -> str:
         return numbered[self.n].text[self.start : self.end]
 
 
-class ReaderExtractive(_Prompting):
-    mode = "extractive"
+class _ReaderLed:
+    """What both reader-led strategies share: which passages are shown, the proposals and the verdict."""
 
-    def __init__(self, templates: Templates, policy: RefusalPolicy, reader: Reader, answering: AnsweringSettings):
-        super().__init__(templates, policy, answering.max_answer_tokens)
-        templates.require(GRAMMAR)
+    reader: Reader
+    decider: Decider
+    read_k: int
+    candidates: int
+    cut: float | None
+
+    def _setup(self, reader: Reader, answering: AnsweringSettings) -> None:
         self.reader = reader
         self.read_k = answering.reader_k
         self.candidates = answering.reader_candidates
-        self.threshold = reader.threshold if answering.reader_threshold is None else answering.reader_threshold
-        # the names rule, fitted with the threshold (rag_eval/fit_reader.py --refit)
-        self.require_names = reader.require_names
+        self.cut = answering.reader_threshold  # an optional hard floor on the margin; the decider decides
 
-    # --- which passages are shown ------------------------------------------------------------------
     def fetch_k(self, k: int) -> int:
         return max(k, self.read_k)
 
     def select(self, question: Question, passages: list[Passage], k: int) -> tuple[list[Passage], Reading | None]:
         return reader_select(self.reader, question, passages, k)
 
-    # --- the reply ---------------------------------------------------------------------------------
-    def proposals(self, question: Question, numbered: list[Numbered], reading: Reading | None) -> list[Proposal]:
-        """Distinct spans over the threshold, best first, inside passages still shown (after the budget)."""
+    def proposals(
+        self, question: Question, numbered: list[Numbered], reading: Reading | None, relevance: float = 0.0
+    ) -> list[Proposal]:
+        """Distinct spans inside passages still shown (after the budget), with their features, best first by
+        the decider's ranking."""
         if reading is None:
             return []
         by_n = {item.n: item for item in numbered}
@@ -75,7 +94,7 @@ class ReaderExtractive(_Prompting):
         seen: set[str] = set()
         for rank, s in enumerate(reading.spans):
             n = s.passage + 1
-            if s.margin < self.threshold or n not in by_n:
+            if (self.cut is not None and s.margin < self.cut) or n not in by_n:
                 continue
             quote = by_n[n].text[s.start : s.end]
             key = " ".join(quote.lower().split())
@@ -84,18 +103,76 @@ class ReaderExtractive(_Prompting):
             if any(p.n == n and p.start < s.end and s.start < p.end for p in out):
                 continue  # overlaps a better span of the same passage
             seen.add(key)
-            out.append(Proposal(n, s.start, s.end, s.margin, rank))
-        return out
+            out.append(Proposal(n, s.start, s.end, s.margin, rank, s.score))
+            if len(out) >= MAX_PROPOSALS:
+                break
+        for p in out:
+            p.features, p.signals = span_features(question, p, out, reading, by_n, relevance)
+        scores = self.decider.rank([p.features for p in out])
+        order = sorted(range(len(out)), key=lambda i: -scores[i])
+        return [out[i] for i in order]
 
-    def plan(self, question: Question, numbered: list[Numbered], reading: Reading | None = None) -> Plan | None:
-        props = self.proposals(question, numbered, reading)
+    def judge(self, question: Question, picked: list[Proposal], by_n: dict[int, Numbered], relevance: float):
+        """The decider's verdict on the picked proposals (a two-part question: on both, as sure as the weaker),
+        the signals of the answer they make, and its evidence sentences."""
+        evidence = []
+        for p in picked:
+            s, e = _sentence(by_n[p.n], p.start, p.end)
+            base = by_n[p.n].passage.chunk.start
+            ev = contract.Evidence(
+                n=p.n, source=by_n[p.n].passage.chunk.doc_id, start=base + s, end=base + e, text=by_n[p.n].text[s:e]
+            )
+            if ev not in evidence:
+                evidence.append(ev)
+        if len(picked) == 1:
+            signals = picked[0].signals
+        else:  # the names of the question may be spread over the two sentences
+            quotes = " ".join(p.quote(by_n) for p in picked)
+            signals = assess(question, quotes, " ".join(ev.text for ev in evidence), relevance)
+        verdict = weakest_of([self.decider.verdict(question, signals, p.features) for p in picked])
+        signals = Signals(**{**signals.to_dict(), "extra": {}})  # a copy: the proposal's stays as it was
+        signals.extra = {
+            **verdict.features,
+            "reader_rank": picked[0].rank,
+            "reader_candidates": len(picked),
+            "decider": self.decider.name,
+        }
+        return verdict, signals, evidence
+
+    def parts_of(self, question: Question, props: list[Proposal]) -> int:
+        return question.parts if len(props) >= question.parts else 1
+
+    def judged_before(self, question, numbered, reading, relevance) -> tuple[list[Proposal], Verdict, Outcome | None]:
+        """The ranked proposals and the verdict on the best; a refusing outcome when the decider refuses."""
+        props = self.proposals(question, numbered, reading, relevance)
         if not props:
-            return None
-        parts = question.parts if len(props) >= question.parts else 1
+            nothing = self.decider.refuse("no_candidate")
+            return props, nothing, Outcome.decided(nothing)
+        by_n = {item.n: item for item in numbered}
+        verdict, signals, evidence = self.judge(question, props[: self.parts_of(question, props)], by_n, relevance)
+        if verdict.refused:
+            return props, verdict, Outcome.decided(verdict, signals, evidence)
+        return props, verdict, None
+
+
+class ReaderExtractive(_ReaderLed, _Prompting):
+    mode = "extractive"
+
+    def __init__(self, templates: Templates, decider: Decider, reader: Reader, answering: AnsweringSettings):
+        super().__init__(templates, decider, answering.max_answer_tokens)
+        templates.require(GRAMMAR)
+        self._setup(reader, answering)
+
+    def plan(
+        self, question: Question, numbered: list[Numbered], reading: Reading | None, relevance: float
+    ) -> Plan | Outcome:
+        props, _, refused = self.judged_before(question, numbered, reading, relevance)
+        if refused is not None:
+            return refused
+        parts = self.parts_of(question, props)
         chosen = props[: max(self.candidates, parts)]
         by_n = {item.n: item for item in numbered}
-        shown_ns = sorted({p.n for p in chosen})
-        shown = [by_n[n] for n in shown_ns]
+        shown = [by_n[n] for n in sorted({p.n for p in chosen})]
         choices = " | ".join(gbnf_literal(f"{contract.marker(p.n)} {p.quote(by_n)}") for p in chosen)
         grammar = self.templates.render(GRAMMAR, choices=choices, parts=parts)
         fixed = None
@@ -110,24 +187,6 @@ class ReaderExtractive(_Prompting):
     def generator_tokens(quote: str) -> int:
         return len(quote) // 2 + 4  # generous: a token is at least two characters of English on average
 
-    def refusal_reason(
-        self, question: Question, numbered: list[Numbered], reading: Reading | None, relevance: float
-    ) -> str:
-        """Why no span cleared the threshold, in words a reader can check (from the best span's signals)."""
-        if reading is None or reading.best is None:
-            return NO_CLEAR_ANSWER
-        best = reading.best
-        item = next((x for x in numbered if x.n == best.passage + 1), None)
-        if item is None:
-            return NO_CLEAR_ANSWER
-        sentence = _sentence(item, best.start, best.end)
-        signals = assess(question, item.text[best.start : best.end], item.text[sentence[0] : sentence[1]], relevance)
-        if signals.missing_anchors:
-            return plain_reason("missing_names", signals)
-        if not signals.typed:
-            return plain_reason("typed", signals)
-        return NO_CLEAR_ANSWER
-
     def finish(self, question: Question, raw: str, plan: Plan, numbered: list[Numbered], relevance: float) -> Outcome:
         by_n = {item.n: item for item in numbered}
         pieces = [x.strip() for x in re.split(r";\s*(?=\[)", raw.strip()) if x.strip()]
@@ -135,36 +194,87 @@ class ReaderExtractive(_Prompting):
         for piece in pieces:
             match = next((p for p in plan.proposals if f"{contract.marker(p.n)} {p.quote(by_n)}" == piece), None)
             if match is None or match in picked:
-                return Outcome(reason=NO_CLEAR_ANSWER)
+                return self.refuse("unparsed")
             picked.append(match)
         if not picked:
-            return Outcome(reason=NO_CLEAR_ANSWER)
+            return self.refuse("unparsed")
+        verdict, signals, evidence = self.judge(question, picked, by_n, relevance)
+        signals.extra["reader_candidates"] = len(plan.proposals)
+        if verdict.refused:
+            return Outcome.decided(verdict, signals, evidence)
         citations: list[Citation] = [span_citation(by_n[p.n], p.start, p.end) for p in picked]
-        evidence = []
-        for p in picked:
-            s, e = _sentence(by_n[p.n], p.start, p.end)
-            base = by_n[p.n].passage.chunk.start
-            ev = contract.Evidence(
-                n=p.n, source=by_n[p.n].passage.chunk.doc_id, start=base + s, end=base + e, text=by_n[p.n].text[s:e]
-            )
-            if ev not in evidence:
-                evidence.append(ev)
-        quotes = " ".join(c.quote for c in citations)
-        signals = assess(question, quotes, " ".join(ev.text for ev in evidence), relevance)
-        signals.extra = {
-            "reader_margin": round(picked[0].margin, 4),
-            "reader_threshold": round(self.threshold, 4),
-            "reader_rank": picked[0].rank,
-            "reader_candidates": len(plan.proposals),
-        }
-        p_answer = self.reader.p_answer(picked[0].margin)
-        if p_answer is not None:
-            signals.extra["p_answer"] = round(p_answer, 4)
-        if self.require_names and signals.missing_anchors:
-            # a name of the question absent from the cited sentence: a false premise or another subject
-            return Outcome(reason=plain_reason("missing_names", signals), signals=signals)
         answer = "; ".join(f"{c.quote.strip()} {contract.marker(c.n)}" for c in citations)
-        return Outcome(answer, citations, evidence, signals)
+        return Outcome(answer, citations, evidence, signals, p_answer=verdict.p_answer)
+
+
+class ReaderGenerative(_ReaderLed, Generative):
+    """Generative mode with the reader: its best `reader_candidates` spans are shown as candidate facts, the
+    decider's verdict on the best gates refusal before the model runs and is the answer's confidence."""
+
+    def __init__(self, templates: Templates, decider: Decider, reader: Reader, answering: AnsweringSettings):
+        super().__init__(templates, decider, answering)
+        self._setup(reader, answering)
+
+    def plan(
+        self, question: Question, numbered: list[Numbered], reading: Reading | None, relevance: float
+    ) -> Plan | Outcome:
+        props, verdict, refused = self.judged_before(question, numbered, reading, relevance)
+        if refused is not None:
+            return refused
+        by_n = {item.n: item for item in numbered}
+        facts = [_Shown(p.n, p.quote(by_n)) for p in props[: self.candidates]]
+        plan = super().plan(question, numbered, reading, relevance)
+        plan.messages = self.messages(question.text, numbered, facts)
+        plan.proposals = props[: self.candidates]
+        plan.verdict = verdict
+        return plan
+
+
+def span_features(
+    question: Question,
+    p: Proposal,
+    proposals: list[Proposal],
+    reading: Reading,
+    by_n: dict[int, Numbered],
+    relevance: float,
+) -> tuple[dict[str, float], Signals]:
+    """What the decider weighs about one proposal, and the checks of its sentence."""
+    item = by_n[p.n]
+    quote = p.quote(by_n)
+    s, e = _sentence(item, p.start, p.end)
+    signals = assess(question, quote, item.text[s:e], relevance)
+    below = [q.margin for q in proposals if q is not p and q.margin <= p.margin]
+    key = " ".join(words(quote.lower()))
+    agree = sum(1 for q in proposals if q is not p and _overlaps(key, " ".join(words(q.quote(by_n).lower()))))
+    best_bm25 = max((x.passage.bm25 for x in by_n.values()), default=0.0)
+    span_terms = [w for w in words(quote) if w not in STOPWORDS]
+    null = reading.null[p.n - 1] if 0 <= p.n - 1 < len(reading.null) else 0.0
+    features = {
+        "reader_margin": p.margin,
+        "reader_score": p.score,
+        "reader_null": float(null),
+        "reader_gap": min(p.margin - max(below), GAP_CAP) if below else GAP_CAP,
+        "reader_agree": float(min(agree, 3)),
+        "relevance": relevance,
+        "passage_dense": item.passage.dense,
+        "passage_bm25": item.passage.bm25 / best_bm25 if best_bm25 > 0 else 0.0,
+        "has_names": float(bool(signals.anchors)),
+        "missing_names": len(signals.missing_anchors) / len(signals.anchors) if signals.anchors else 0.0,
+        "typed_answer": float(signals.typed),
+        "untyped_question": float(question.kind is None),
+        "support": signals.support,
+        "echo": float(signals.echo),
+        "answer_log_words": math.log1p(len(words(quote))),
+        "answer_in_question": sum(stem(w) in question.asked for w in span_terms) / len(span_terms)
+        if span_terms
+        else 1.0,
+    }
+    return {k: round(float(v), 4) for k, v in features.items()}, signals
+
+
+def _overlaps(a: str, b: str) -> bool:
+    """The same answer in other words' company: one normalised span inside the other."""
+    return bool(a) and bool(b) and (f" {a} " in f" {b} " or f" {b} " in f" {a} ")
 
 
 def _sentence(item: Numbered, start: int, end: int) -> tuple[int, int]:

@@ -65,13 +65,9 @@ class Reading:
 
 
 class Reader(Protocol):
-    threshold: float  # answer when the best margin is at least this (fitted for a stated false-refusal rate)
-    require_names: bool  # also refuse when a name of the question is missing from the cited sentence
+    """Reads; deciding what to do with the spans is the decider's (rag/decider.py)."""
 
     def read(self, question: str, passages: Sequence[str]) -> Reading: ...
-
-    def p_answer(self, margin: float) -> float | None:
-        """P(a span with this margin is a right answer), or None without a fitted confidence."""
 
 
 def tokenizer_for(base: Path):
@@ -191,25 +187,12 @@ def _metadata(data: bytes) -> dict:
 class ReaderModel:
     """The fitted reader, loaded once (app factory); `read` is thread-safe for concurrent callers."""
 
-    def __init__(self, net, tokenizer, meta: dict, threshold: float | None = None, max_length: int | None = None):
+    def __init__(self, net, tokenizer, meta: dict, max_length: int | None = None):
         self.net = net
         self.tokenizer = tokenizer
         self.meta = meta
-        self.threshold = float(meta.get("threshold", 0.0) if threshold is None else threshold)
         self.max_length = int(max_length or meta.get("max_length", 192))
         self.stride = int(meta.get("stride", 64))
-        # the fitted decision (rag_eval/fit_reader.py --refit): also refuse when a name of the question is
-        # missing from the cited sentence
-        self.require_names = bool((meta.get("decider") or {}).get("require_names", True))
-        self._confidence = (meta.get("decider") or {}).get("confidence")
-
-    def p_answer(self, margin: float) -> float | None:
-        """P(the reader's best span is a right answer) from its margin over "no answer": a logistic fitted
-        on calibration answers (rag_eval/fit_reader.py --refit); None when the file has no fit."""
-        if not self._confidence:
-            return None
-        z = float(self._confidence["a"]) * float(margin) + float(self._confidence["b"])
-        return float(1.0 / (1.0 + np.exp(-np.clip(z, -30, 30))))
 
     @classmethod
     def from_state(cls, base: Path, state: dict, meta: dict, threads: int | None = 1, **kw) -> ReaderModel:

@@ -7,7 +7,8 @@ similar as answerable ones, so refusal is decided from checks a reader could rep
 - support: most of the question's content words (or close synonyms) must appear near the answer;
 - echo: an answer made only of the question's own words says nothing;
 - relevance: the best passage must be at least loosely about the question.
-`RefusalPolicy` owns the thresholds and the verdict; `assess` measures the signals. It also holds the
+`assess` measures the signals; `RefusalPolicy` holds the thresholds the deciders share (rag/decider.py
+gives the verdicts and words every reason). It also holds the
 confidence floor: an answer the decider gives but is not sure enough of is withheld ("The documents don't
 say for sure") and shown only as a best guess, for users who would rather have fewer, surer answers.
 """
@@ -63,8 +64,8 @@ def assess(question: Question, answer: str, context: str, relevance: float) -> S
 
 @dataclass(frozen=True)
 class RefusalPolicy:
-    """Thresholds and the verdict: the one place that decides to refuse. The thresholds are the answering
-    settings' (`RefusalPolicy.of`); `RefusalPolicy.of(AnsweringSettings())` is the production policy."""
+    """The thresholds every decider shares (rag/decider.py), from the answering settings (`RefusalPolicy.of`);
+    `RefusalPolicy.of(AnsweringSettings())` is the production policy."""
 
     min_support: float
     min_relevance: float
@@ -80,38 +81,13 @@ class RefusalPolicy:
         return cls(**{f.name: getattr(answering, f.name) for f in fields(cls)})
 
     def before_generation(self, relevance: float | None, question: Question | None = None) -> str | None:
-        """A reason to refuse without asking the model, or None (the scores stay in `signals`)."""
+        """The cause of a refusal without asking the model (rag/decider.py words it), or None."""
         if question is not None and INSTRUCTION.search(question.text):
-            return "That is an instruction to the assistant, not a question about the documents"
+            return "instruction"
         if relevance is None:
-            return "No passage of the documents matches the question"
+            return "no_passage"
         if relevance < self.min_relevance:
-            return OFF_TOPIC
-        return None
-
-    def fitted_verdict(self, model, features: dict, signals: Signals) -> str | None:
-        """Refuse when the fitted model's P(right answer) is under its threshold; the reason names the
-        signal that weighed most against answering, in words a reader can check."""
-        p = model.prob(features)
-        features["p_answer"] = round(p, 4)
-        if model.require_names and signals.missing_anchors:
-            return plain_reason("missing_names", signals)
-        if p >= model.threshold:
-            return None
-        weakest = next(iter(model.contributions(features)), "")
-        return plain_reason(weakest, signals)
-
-    def verdict(self, signals: Signals) -> str | None:
-        """The reason to refuse this answer, in words a reader can check, or None to give it."""
-        if not signals.typed:
-            return plain_reason("typed", signals)
-        if signals.missing_anchors:
-            return plain_reason("missing_names", signals)
-        if signals.echo:
-            return plain_reason("echo", signals)
-        if signals.support < self.min_support:
-            words_ = ", ".join(signals.missing_words[:5])
-            return f"The passages say nothing about {words_}" if words_ else OFF_TOPIC
+            return "off_topic"
         return None
 
 

@@ -181,14 +181,18 @@ class AnsweringSettings(_Group):
     )
 
     # --- answering decisions -----------------------------------------------------
-    decisions: Literal["fitted", "selector", "rules"] = Field(
+    decisions: Literal["fitted", "rules"] = Field(
         "fitted",
-        description="fitted: sentence choice and answer/refuse by the logistic models in prompts/answering_model.json "
-        "(fitted on SQuAD 2.0 articles by `python -m rag_eval.fit`); selector: the fitted sentence choice with the "
-        "hand-written refusal checks; rules: hand-set weights and checks.",
+        description="The sentence engine's decider (RAG_READER=off, extractive): fitted: sentence choice and "
+        "answer/refuse by the logistic models in prompts/answering_model.json (`python -m rag_eval.fit`); rules: "
+        "hand-set weights and checks (also what generative mode uses without the reader).",
     )
     answer_threshold: float | None = Field(
-        None, ge=0.0, le=1.0, description="Refuse below this P(right answer); default: the fitted model's threshold."
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Refuse below this P(right answer); default: the fitted decider's threshold (prompts/decider.json "
+        "with the reader, set for 15% false refusals on a calibration article; prompts/answering_model.json without).",
     )
     confidence_floor: float = Field(
         0.0,
@@ -203,16 +207,13 @@ class AnsweringSettings(_Group):
         description="Cut a copied answer at the first clause break and drop words that only repeat the question "
         "(rag/spans.py).",
     )
-    candidate_sentences: int = Field(
-        1, ge=1, le=5, description="Candidate sentences (one per passage) the model may copy its answer from."
-    )
     reader: Literal["off", "answer"] = Field(
         "answer",
-        description="Extractive mode, the fitted span reader (prompts/reader.safetensors, fitted on SQuAD 2.0 by "
-        "`python -m rag_eval.fit_reader`): answer: the reader's spans are the answers (the generator chooses among "
-        "the best `reader_candidates`; with 1 it is not called) and its fitted decision (margin threshold + names "
-        "rule, rag_eval/fit_reader.py --refit) decides refusal; off: the sentence engine (the fitted selector and "
-        "answerer of prompts/answering_model.json).",
+        description="The fitted span reader (prompts/reader.safetensors, trained on SQuAD 2.0 by `python -m "
+        "rag_eval.fit_reader`): answer: its spans are judged by the fitted decider (prompts/decider.json, `python -m "
+        "rag_eval.fit_decider`), which refuses or answers; extractively the best span is the answer (the generator "
+        "chooses among the best `reader_candidates`; with 1 it is not called), generatively the spans are shown to "
+        "the model as candidate facts; off: the sentence engine (extractive) or the model alone (generative).",
     )
     reader_k: int = Field(
         6,
@@ -225,16 +226,15 @@ class AnsweringSettings(_Group):
         1,
         ge=1,
         le=5,
-        description="Reader spans the generator may choose from; 1: the reader's best span is the reply and the "
-        "generator is not called.",
+        description="Extractive: reader spans the generator may choose from (1: the reader's best span is the reply "
+        "and the generator is not called); generative: reader spans shown to the model as candidate facts.",
     )
     reader_threshold: float | None = Field(
         None,
         ge=-50.0,
         le=50.0,
-        description="Answer when the reader's best span beats its 'no answer' score by at least this margin; "
-        "default: the threshold fitted into the reader file by `rag_eval/fit_reader.py --refit` (for 15% false "
-        "refusals on a calibration article).",
+        description="A hard floor: reader spans whose margin over its 'no answer' score is below this are never "
+        "proposed; default: none (the fitted decider weighs the margin with the other signals).",
     )
 
     # --- refusal ----------------------------------------------------------------

@@ -5,7 +5,8 @@ lets the model copy only consecutive words of it, and the copied span is mapped 
 a typed answer the model copied wrongly is repaired from the sentence's typed phrase.
 Generative (>= 1B parameters): a grammar closes every sentence with a citation of a shown passage;
 each sentence is checked against its passage and unsupported ones are dropped.
-Both end in an `Outcome`; the refusal policy (rag/refusal.py) gives the verdict on its signals.
+Both end in an `Outcome`; the decider (rag/decider.py), built once by the pipeline, ranks the candidates
+and gives every verdict and every refusal reason.
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ from rag.citations import (
     span_citation,
     split_claims,
 )
+from rag.decider import Cause, Decider, Verdict, weakest_of
 from rag.embedding import Embedder
 from rag.evidence import Candidate, is_instruction, select_sentences
-from rag.fitted import AnsweringModel
 from rag.lexicon import REPAIRABLE_TYPES, STOPWORDS, STRICT_TYPES
 from rag.prompts import Templates, TemplateSet
 from rag.question import Question
-from rag.refusal import NO_CLEAR_ANSWER, RefusalPolicy, Signals, assess
+from rag.refusal import Signals, assess
 from rag.spans import tidy
 from rag.text import stem, words
 
@@ -52,6 +53,7 @@ class Plan:
     ranked: list[Candidate] = field(default_factory=list)  # extractive: every candidate, best first
     fixed: str | None = None  # the reply when there is nothing to choose (the generator is not called)
     proposals: list = field(default_factory=list)  # reader-led: the spans the grammar allows
+    verdict: Verdict | None = None  # reader-led generative: the decider's verdict on the reader's best span
 
 
 @dataclass
@@ -64,6 +66,18 @@ class Outcome:
     signals: Signals | None = None
     reason: str | None = None  # set: refuse
     dropped: list[str] = field(default_factory=list)
+    p_answer: float | None = None  # the decider's P(the answer is right), when it gives one
+    p_unanswerable: float | None = None  # the decider's P(no answer in the documents), when it gives one
+
+    @classmethod
+    def decided(cls, verdict: Verdict, signals: Signals | None = None, evidence: list | None = None, **kw) -> Outcome:
+        """The outcome of a refusing verdict; its features become the signals' `extra`."""
+        if signals is not None:
+            signals.extra = {**signals.extra, **verdict.features}
+        return cls(
+            signals=signals, reason=verdict.reason, evidence=evidence or [], p_answer=verdict.p_answer,
+            p_unanswerable=verdict.p_unanswerable, **kw,
+        )  # fmt: skip
 
 
 class Strategy(Protocol):
@@ -78,11 +92,10 @@ class Strategy(Protocol):
     def select(self, question: Question, passages: list, k: int) -> tuple[list, object | None]:
         """The `k` passages to show, and what was learnt choosing them (the reader's reading), if anything."""
 
-    def plan(self, question: Question, numbered: list[Numbered], reading: object | None = None) -> Plan | None:
-        """None when no passage sentence can serve as evidence."""
-
-    def refusal_reason(self, question: Question, numbered: list[Numbered], reading, relevance: float) -> str:
-        """Why there was nothing to plan, in words a reader can check."""
+    def plan(
+        self, question: Question, numbered: list[Numbered], reading: object | None, relevance: float
+    ) -> Plan | Outcome:
+        """What to ask the model, or the refusal decided before it runs (nothing can serve as evidence)."""
 
     def finish(
         self, question: Question, raw: str, plan: Plan, numbered: list[Numbered], relevance: float
@@ -101,27 +114,31 @@ class _Prompting:
 
     mode = ""
 
-    def __init__(self, templates: Templates, policy: RefusalPolicy, max_tokens: int):
+    def __init__(self, templates: Templates, decider: Decider, max_tokens: int):
         self.templates = templates
         self.files = TemplateSet.for_mode(self.mode)
         self.files.check(templates)
-        self.policy = policy
+        self.decider = decider
+        self.policy = decider.policy
         self.max_tokens = max_tokens
         self._examples = templates.examples(self.files.examples)
 
-    def messages(self, question: str, shown: list) -> list[dict]:
-        """`shown` holds objects with .n and .text: numbered passages, or the one selected sentence."""
+    def messages(self, question: str, shown: list, facts: list | None = None) -> list[dict]:
+        """`shown` holds objects with .n and .text: numbered passages, or the one selected sentence; `facts`
+        (the same shape) the reader's candidate answers, for the templates that show them."""
         system = self.templates.render(self.files.system, refusal=self.policy.refusal_text)
         messages = [{"role": "system", "content": system}]
         for ex in self._examples:
             shown_ex = [_Shown(1, ex["passage"])]
-            user = self.templates.render(self.files.user, passages=shown_ex, question=ex["question"])
+            user = self.templates.render(self.files.user, passages=shown_ex, question=ex["question"], facts=[])
             messages.append({"role": "user", "content": user})
             messages.append({"role": "assistant", "content": f"{contract.marker(1)} {ex['answer']}"})
-        messages.append(
-            {"role": "user", "content": self.templates.render(self.files.user, passages=shown, question=question)}
-        )
+        user = self.templates.render(self.files.user, passages=shown, question=question, facts=facts or [])
+        messages.append({"role": "user", "content": user})
         return messages
+
+    def refuse(self, cause: Cause, signals: Signals | None = None, **kw) -> Outcome:
+        return Outcome.decided(self.decider.refuse(cause, signals), signals, **kw)
 
     def fetch_k(self, k: int) -> int:
         return k
@@ -129,42 +146,26 @@ class _Prompting:
     def select(self, question: Question, passages: list, k: int) -> tuple[list, object | None]:
         return passages[:k], None
 
-    def refusal_reason(self, question: Question, numbered: list[Numbered], reading, relevance: float) -> str:
-        return "No sentence in the passages can serve as evidence"
-
 
 class Extractive(_Prompting):
-    """`model` (rag/fitted.py) ranks the sentences and decides to answer; without it (None) the hand-set
-    weights and rules do. `candidate_sentences` sentences (best first, one per passage) are shown and open
-    to the grammar; the settings are the answering group's (`AnsweringSettings()`: production's)."""
+    """The sentence engine (RAG_READER=off): the decider ranks the passages' sentences (the fitted selector, or
+    the hand weights), the best one is shown and open to the grammar (two for a two-part question), and the
+    decider gives the verdict on the copied span; the settings are the answering group's."""
 
     mode = "extractive"
 
-    def __init__(
-        self,
-        templates: Templates,
-        policy: RefusalPolicy,
-        embedder: Embedder,
-        answering: AnsweringSettings,
-        model: AnsweringModel | None,
-    ):
-        super().__init__(templates, policy, answering.max_answer_tokens)
+    def __init__(self, templates: Templates, decider: Decider, embedder: Embedder, answering: AnsweringSettings):
+        super().__init__(templates, decider, answering.max_answer_tokens)
         self.embedder = embedder
-        self.model = model
-        self.candidates = answering.candidate_sentences
         self.tidy_spans = answering.tidy_spans
 
-    def plan(self, question: Question, numbered: list[Numbered], reading: object | None = None) -> Plan | None:
-        ranked = select_sentences(question, numbered, self.embedder, self.model.selector if self.model else None)
+    def plan(
+        self, question: Question, numbered: list[Numbered], reading: object | None, relevance: float
+    ) -> Plan | Outcome:
+        ranked = select_sentences(question, numbered, self.embedder, self.decider.rank)
         if not ranked:
-            return None
-        chosen: list[Candidate] = []
-        if question.parts > 1:  # two things asked: the two best sentences, wherever they are
-            chosen = ranked[: question.parts]
-        else:
-            for c in ranked:
-                if len(chosen) < self.candidates and all(c.item.n != x.item.n for x in chosen):
-                    chosen.append(c)
+            return self.refuse("no_candidate")
+        chosen = ranked[: question.parts] if question.parts > 1 else ranked[:1]  # two things asked: two sentences
         windows = _windows(chosen)
         items = {c.item.n: c.item for c in chosen}
         shown = [_Shown(n, items[n].text[s:e]) for n, (s, e) in windows.items()]
@@ -198,39 +199,41 @@ class Extractive(_Prompting):
         pieces = re.split(r";\s*(?=\[)", raw.strip()) if question.parts > 1 else [raw]  # "[n] …; [m] …"
         cited = [self._cite(question, piece, plan) for piece in pieces]
         if not cited or any(c is None for c in cited):
-            return Outcome(reason=NO_CLEAR_ANSWER)
+            return self.refuse("unparsed")
         if len(cited) > 1:
-            return self._finish_parts(question, cited, relevance)
+            return self._finish_parts(question, cited, plan, relevance)
         citation, best = cited[0]
         sentence = best.text
         signals = assess(question, citation.quote, sentence, relevance)
         if not signals.typed and question.kind in REPAIRABLE_TYPES:
             citation, signals = self._repair(question, best, citation, signals, relevance)
         evidence = _evidence(best)
-        if self.model is not None and self.model.answerer is not None:
-            features = answer_features(question, citation.quote, best, plan.ranked, signals)
-            reason = self.policy.fitted_verdict(self.model.answerer, features, signals)
-            signals.extra = features
-        else:
-            reason = self.policy.verdict(signals)
-        if reason:
-            return Outcome(signals=signals, reason=reason, evidence=[evidence])
+        features = answer_features(question, citation.quote, best, plan.ranked, signals)
+        verdict = self.decider.verdict(question, signals, features)
+        if verdict.refused:
+            return Outcome.decided(verdict, signals, [evidence])
+        signals.extra = verdict.features
         answer = f"{citation.quote.strip()} {contract.marker(citation.n)}"
-        return Outcome(answer, [citation], [evidence], signals)
+        return Outcome(answer, [citation], [evidence], signals, p_answer=verdict.p_answer)
 
-    def _finish_parts(self, question: Question, cited: list, relevance: float) -> Outcome:
-        """Two spans: each must be new words, the names of the question must be in their sentences."""
+    def _finish_parts(self, question: Question, cited: list, plan: Plan, relevance: float) -> Outcome:
+        """Two spans: each must be new words, the names of the question must be in their sentences (together);
+        the answer is as sure as its weaker part."""
         quotes = " ".join(c.quote for c, _ in cited)
         sources = list({(b.item.n, b.start): b for _, b in cited}.values())
         signals = assess(question, quotes, " ".join(b.text for b in sources), relevance)
         evidence = [_evidence(b) for b in sources]
         if len({c.quote.lower() for c, _ in cited}) < len(cited):
-            return Outcome(signals=signals, reason=NO_CLEAR_ANSWER, evidence=evidence)
-        reason = self.policy.verdict(signals)
-        if reason:
-            return Outcome(signals=signals, reason=reason, evidence=evidence)
+            return self.refuse("repeated", signals, evidence=evidence)
+        verdict = weakest_of(
+            [self.decider.verdict(question, signals, answer_features(question, c.quote, b, plan.ranked, signals))
+             for c, b in cited]
+        )  # fmt: skip
+        if verdict.refused:
+            return Outcome.decided(verdict, signals, evidence)
+        signals.extra = verdict.features
         answer = "; ".join(f"{c.quote.strip()} {contract.marker(c.n)}" for c, _ in cited)
-        return Outcome(answer, [c for c, _ in cited], evidence, signals)
+        return Outcome(answer, [c for c, _ in cited], evidence, signals, p_answer=verdict.p_answer)
 
     @staticmethod
     def _repair(question: Question, best: Candidate, citation: Citation, signals: Signals, relevance: float):
@@ -245,12 +248,18 @@ class Extractive(_Prompting):
 
 
 class Generative(_Prompting):
+    """Cited sentences (models >= 1B parameters). Without the reader the hand-set decider checks the reply's
+    signals; the reader-led variant (rag/read_strategy.py `ReaderGenerative`) shows the reader's spans as
+    candidate facts and its decider's verdict on the best span gates refusal before the model runs."""
+
     mode = "generative"
 
-    def __init__(self, templates: Templates, policy: RefusalPolicy, answering: AnsweringSettings):
-        super().__init__(templates, policy, answering.max_generative_tokens)
+    def __init__(self, templates: Templates, decider: Decider, answering: AnsweringSettings):
+        super().__init__(templates, decider, answering.max_generative_tokens)
 
-    def plan(self, question: Question, numbered: list[Numbered], reading: object | None = None) -> Plan | None:
+    def plan(
+        self, question: Question, numbered: list[Numbered], reading: object | None, relevance: float
+    ) -> Plan | Outcome:
         numbers = [item.n for item in numbered]
         grammar = generative_grammar(self.templates, self.files.grammar, numbers, self.policy.refusal_text)
         return Plan(self.messages(question.text, numbered), grammar, self.max_tokens)
@@ -258,7 +267,7 @@ class Generative(_Prompting):
     def finish(self, question: Question, raw: str, plan: Plan, numbered: list[Numbered], relevance: float) -> Outcome:
         text = raw.strip()
         if not text or text.startswith(self.policy.refusal_text.rstrip(".")):
-            return Outcome(reason="The model found no answer in the passages")
+            return self.refuse("model_refused")
         by_n = {x.n: x for x in numbered}
         kept, dropped, citations = [], [], {}
         for claim, numbers in split_claims(text):
@@ -277,15 +286,18 @@ class Generative(_Prompting):
             citations.setdefault(item.n, span_citation(item, start, end))
             kept.append(f"{claim} {contract.marker(item.n)}.")
         if not kept:
-            return Outcome(reason="No sentence of the reply is supported by the passage it cites", dropped=dropped)
+            return self.refuse("unsupported", dropped=dropped)
         answer_text = " ".join(kept)
         context = " ".join(c.quote for c in citations.values())
         signals = assess(question, answer_text, context, relevance)
-        reason = self.policy.verdict(signals)
-        if reason:
-            return Outcome(signals=signals, reason=reason, dropped=dropped)
+        # the reader's verdict was given before generation (the reply is the model's words, not a span);
+        # without the reader, the decider checks the reply's own signals
+        verdict = plan.verdict or self.decider.verdict(question, signals, {})
+        if verdict.refused:
+            return Outcome.decided(verdict, signals, dropped=dropped)
+        signals.extra = {**signals.extra, **verdict.features}
         cited = sorted(citations.values(), key=lambda c: c.n)
-        return Outcome(answer_text, cited, [], signals, dropped=dropped)
+        return Outcome(answer_text, cited, [], signals, dropped=dropped, p_answer=verdict.p_answer)
 
 
 def _windows(chosen: list[Candidate]) -> dict[int, tuple[int, int]]:

@@ -17,9 +17,10 @@ version trained low-rank adapters only (format 1, 1 MB): held-out F1 0.39 and re
 17% false refusals through retrieval; the adapters could not move the encoder far enough.
 
 Data (defaults): trained on the 10 shared SQuAD 2.0 *training* articles and 5 development articles
-(`TRAIN`: the development ones supply most unanswerable questions); the answer/refuse threshold is set
-on `CALIBRATE` (an article the reader never saw: a reader is over-confident on its own training
-questions) for `--max-false-refusals`; `HELD_OUT` articles are only scored, given the gold paragraph
+(`TRAIN`: the development ones supply most unanswerable questions); a margin threshold for the
+figures in the header is set on `CALIBRATE` (an article the reader never saw: a reader is over-confident
+on its own training questions) for `--max-false-refusals` (the pipeline's answer/refuse decision is the
+decider's, fitted on the same article by `python -m rag_eval.fit_decider`); `HELD_OUT` articles are only scored, given the gold paragraph
 and through retrieval (all named articles indexed together). Seeded; checkpoints go to `--workdir`
 and a rerun with the same settings resumes; the training step count is fixed after the first 30
 steps from `--minutes` (recorded in the checkpoint). The file's header names all of it.
@@ -322,90 +323,6 @@ def scores(rows: list[dict], threshold: float) -> dict:
     }
 
 
-def refit(results: list[Path], reader_file: Path, max_false_refusals: float) -> dict:
-    """Refit the answer/refuse decision of the reader-led engine from the pipeline's own answers.
-
-    `results`: `rag eval --squad` results.json files of the articles set aside for calibration, answered
-    with RAG_READER=answer, the names rule off and no margin threshold (`calibration_copy` makes such a
-    prompts folder). For the names rule on and off, the highest margin threshold that keeps false
-    refusals (rule included) within `max_false_refusals`; the option refusing more unanswerable questions
-    is kept. The decision is written into the reader file's header (`threshold`, `decider`).
-    """
-    from rag.reader import load_reader_file, save_reader
-
-    rows, articles = [], []
-    for path in results:
-        loaded = json.loads(Path(path).read_text())
-        config = loaded.get("config") or {}
-        source = f" ({Path(config['file']).name})" if config.get("file") else ""
-        articles += [f"{a}{source}" for a in config.get("articles") or [Path(path).parent.name]]
-        for r in loaded["records"]:
-            if r.get("error"):
-                continue
-            extra = (r.get("signals") or {}).get("extra") or {}
-            margin = extra.get("reader_margin")
-            rows.append({
-                "answerable": r["answerable"], "f1": r["f1"] or 0.0,
-                "raw_margin": None if margin is None else float(margin),
-                "margin": -99.0 if r["refused"] or margin is None else float(margin),
-                "names_missing": bool((r.get("signals") or {}).get("missing_anchors")),
-            })  # fmt: skip
-    if not rows:
-        raise SystemExit("no answers in the results files")
-    options = {}
-    for require_names in (False, True):
-        kept = [dict(x, margin=-99.0 if require_names and x["names_missing"] else x["margin"]) for x in rows]
-        t = threshold_for(kept, max_false_refusals)
-        un = [x for x in kept if not x["answerable"]]
-        ans = [x for x in kept if x["answerable"]]
-        options[require_names] = {
-            "threshold": round(t, 4), "require_names": require_names,
-            "refusal_recall": round(float(np.mean([x["margin"] < t for x in un])), 4) if un else None,
-            "false_refusals": round(float(np.mean([x["margin"] < t for x in ans])), 4),
-            "answerable_f1": round(float(np.mean([x["f1"] if x["margin"] >= t else 0 for x in ans])), 4),
-        }  # fmt: skip
-    best = max(options.values(), key=lambda o: (o["refusal_recall"] or 0, o["answerable_f1"]))
-    # confidence: P(the best span is right: answerable and F1 >= 0.5) from the margin, one logistic
-    from sklearn.linear_model import LogisticRegression
-
-    scored = [x for x in rows if x["raw_margin"] is not None]
-    X = np.array([[x["raw_margin"]] for x in scored])  # noqa: N806 - scikit-learn's name for the feature matrix
-    y = np.array([int(x["answerable"] and x["f1"] >= 0.5) for x in scored])
-    fit = LogisticRegression(C=1.0).fit(X, y) if 0 < y.sum() < len(y) else None
-    if fit is not None:
-        best["confidence"] = {
-            "a": round(float(fit.coef_[0][0]), 5),
-            "b": round(float(fit.intercept_[0]), 5),
-            "feature": "reader_margin",
-            "target": "answerable and F1 >= 0.5",
-            "questions": len(scored),
-        }
-    state, meta = load_reader_file(Path(reader_file).read_bytes())
-    meta["threshold"] = best["threshold"]
-    meta["decider"] = {
-        **best, "fitted_on": articles, "questions": len(rows),
-        "max_false_refusals": max_false_refusals, "alternatives": list(options.values()),
-        "script": f"{SCRIPT} --refit", "created": datetime.now(UTC).isoformat(timespec="seconds"),
-    }  # fmt: skip
-    save_reader(reader_file, state, meta)
-    return meta["decider"]
-
-
-def calibration_copy(prompts: Path, out: Path) -> Path:
-    """A copy of the prompts folder whose reader answers everything it can (no threshold, no names rule),
-    for the calibration run that `refit` reads."""
-    import shutil
-
-    from rag.reader import READER_FILE, load_reader_file, save_reader
-
-    shutil.copytree(prompts, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
-    state, meta = load_reader_file((out / READER_FILE).read_bytes())
-    meta["threshold"] = -50.0
-    meta["decider"] = {"require_names": False}
-    save_reader(out / READER_FILE, state, meta)
-    return out
-
-
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "squad2"
 DEFAULT_FILES = [str(SHARED / "squad2-train-10-articles.json.gz"), str(SHARED / "squad2-dev-10-articles.json.gz")]
 TRAIN = ["Beyoncé", "Frédéric_Chopin", "Sino-Tibetan_relations_during_the_Ming_dynasty", "IPod",
@@ -443,26 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--fresh", action="store_true", help="ignore a checkpoint in --workdir")
     p.add_argument("--limit", type=int, default=None, help="questions per article (default: all)")
-    p.add_argument(
-        "--refit",
-        nargs="+",
-        type=Path,
-        metavar="RESULTS_JSON",
-        help="refit the answer/refuse decision of --out from calibration runs (see `refit`); no training",
-    )
-    p.add_argument(
-        "--calibration-copy",
-        type=Path,
-        metavar="DIR",
-        help="write a prompts folder for the calibration run into DIR (see `calibration_copy`)",
-    )
     args = p.parse_args(argv)
-    if args.refit:
-        print(json.dumps(refit(args.refit, Path(args.out), args.max_false_refusals), indent=1))
-        return 0
-    if args.calibration_copy:
-        print(calibration_copy(Path(args.out).parent, args.calibration_copy))
-        return 0
 
     from rag.embedding import bundled_embedder_path
     from rag.pipeline import Pipeline

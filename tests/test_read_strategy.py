@@ -25,7 +25,7 @@ def make(settings, keyword_embedder):
         s = settings.model_copy(update={"mode": "extractive", "reader": "answer", **updates})
         index = VectorIndex.load(s.index_dir)
         generator = ScriptedGenerator(reply)
-        reader = PhraseReader(answers, threshold=s.reader_threshold or 0.0)
+        reader = PhraseReader(answers)
         return Pipeline(s, keyword_embedder, index, generator, reader), generator, reader
 
     return build
@@ -56,11 +56,21 @@ def test_the_passage_holding_the_readers_span_is_shown_first(make):
     assert answer.passages[0].text == first_holding and answer.citations[0].n == 1
 
 
-def test_nothing_over_the_threshold_is_refused_before_the_generator_with_a_checkable_reason(make):
-    pipeline, generator, _ = make(lambda q: ["December 6, 2023"], reader_threshold=6.0)
+def test_the_deciders_refusal_comes_before_the_generator_with_a_checkable_reason_and_a_confidence(make):
+    pipeline, generator, _ = make(lambda q: ["December 6, 2023"])
     answer = pipeline.ask("When did Brad Smith meet Xi Jinping?")
     assert answer.refused and answer.citations == []
-    assert "Xi" in answer.reason  # the name missing from the passages, in plain words
+    assert "Xi" in answer.reason  # the name missing from the passages, in plain words (the names rule)
+    assert generator.calls == []
+    assert answer.confidence is not None and 0.0 <= answer.confidence <= 1.0
+    assert answer.signals["extra"]["reader_margin"] == 5.0 and "p_answer" in answer.signals["extra"]
+    assert answer.evidence and "December 6, 2023" in answer.evidence[0].text  # what it judged, to check
+
+
+def test_spans_under_the_reader_threshold_floor_are_never_proposed(make):
+    pipeline, generator, _ = make(lambda q: ["December 6, 2023"], reader_threshold=6.0)
+    answer = pipeline.ask("When did Brad Smith meet Wang Wentao?")
+    assert answer.refused and answer.reason == "No sentence in the passages clearly answers this question"
     assert generator.calls == []
 
 
@@ -137,4 +147,4 @@ def test_the_real_reader_finds_the_date_and_ranks_the_passage_holding_it_first(r
     assert best is not None and best.passage == 1
     assert "December 6, 2023" in passages[1][best.start : best.end]
     assert reading.passage_order()[0] == 1
-    assert best.margin >= real_reader.threshold
+    assert best.margin > 0  # the reader prefers answering over "no answer here"

@@ -179,6 +179,7 @@ def test_components_hold_no_setting_defaults(component):
 
 
 def test_a_component_built_from_its_group_gets_the_production_defaults(keyword_embedder):
+    from rag.decider import RulesDecider
     from rag.prompts import Templates
     from rag.refusal import RefusalPolicy
     from rag.strategies import Extractive
@@ -186,5 +187,5 @@ def test_a_component_built_from_its_group_gets_the_production_defaults(keyword_e
     answering = AnsweringSettings()
     policy = RefusalPolicy.of(answering)
     assert (policy.min_support, policy.min_relevance, policy.refusal_text) == (0.3, 0.15, "The documents don't say.")
-    extractive = Extractive(Templates(), policy, keyword_embedder, answering, None)
-    assert extractive.tidy_spans is True and extractive.candidates == 1 and extractive.max_tokens == 24
+    extractive = Extractive(Templates(), RulesDecider(policy), keyword_embedder, answering)
+    assert extractive.tidy_spans is True and extractive.max_tokens == 24 and extractive.policy is policy

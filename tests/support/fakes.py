@@ -100,16 +100,11 @@ class ListRetriever:
 
 class PhraseReader:
     """Proposes each phrase of `answers(question)` where a passage holds it; the first phrase gets the best
-    margin (5, then 4, …); `threshold` is the margin needed to answer. Records each call."""
+    margin (5, then 4, …). Records each call."""
 
-    def __init__(self, answers: Callable[[str], list[str]], threshold: float = 0.0):
+    def __init__(self, answers: Callable[[str], list[str]]):
         self.answers = answers
-        self.threshold = threshold
-        self.require_names = True
         self.calls: list[tuple[str, list[str]]] = []
-
-    def p_answer(self, margin):
-        return None  # no fitted confidence
 
     def read(self, question, passages):
         from rag.reader import Reading, Span

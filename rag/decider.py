@@ -1,0 +1,198 @@
+"""One decider: which candidate answer is best, and whether to give it or say the documents don't say.
+
+Why one: the answer/refuse decision used to be spread over three places — the strategies picked one of
+three decision modes by testing whether a model was None, two-part questions and generative mode always
+used the hand rules, and refusal reasons were worded in five places. Every mode now asks one `Decider`,
+built once by the pipeline (rag/pipeline.py `build_decider`):
+
+- `rank(candidates)`: a score per candidate (its features), higher is better;
+- `verdict(question, signals, features)`: a `Verdict` — P(the answer is right), the reason to refuse
+  (None: answer) and the features it weighed, which travel into the answer's signals;
+- `before(question, relevance)` and `refuse(cause, signals)`: the verdicts for refusals a stage makes
+  without a candidate (nothing retrieved, an instruction, a reply that is not one of the options), so
+  every refusal reason is worded here, in words a reader can check.
+
+Implementations: `FittedDecider` — a logistic regression over named features, read from package data:
+`prompts/decider.json` for the reader-led engine (fitted by `python -m rag_eval.fit_decider` on the
+pipeline's own answers to a calibration article, for a stated false-refusal rate), the selector and
+answerer of `prompts/answering_model.json` for the sentence engine (RAG_READER=off); and `RulesDecider`
+— the hand-set checks (RAG_DECISIONS=rules), which give no probability.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from rag.errors import TemplateError
+from rag.evidence import hand_rank
+from rag.fitted import Logistic
+from rag.question import Question
+from rag.refusal import NO_CLEAR_ANSWER, OFF_TOPIC, RefusalPolicy, Signals, plain_reason
+
+log = logging.getLogger(__name__)
+
+DECIDER_FILE = "decider.json"
+FORMAT = 1
+
+Cause = Literal["instruction", "no_passage", "off_topic", "no_candidate", "unparsed", "repeated", "model_refused",
+                "unsupported"]  # fmt: skip
+REASONS: dict[str, str] = {
+    "instruction": "That is an instruction to the assistant, not a question about the documents",
+    "no_passage": "No passage of the documents matches the question",
+    "off_topic": OFF_TOPIC,
+    "no_candidate": NO_CLEAR_ANSWER,
+    "unparsed": NO_CLEAR_ANSWER,
+    "repeated": NO_CLEAR_ANSWER,
+    "model_refused": "The model found no answer in the passages",
+    "unsupported": "No sentence of the reply is supported by the passage it cites",
+}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The decision on one candidate answer."""
+
+    p_answer: float | None  # P(the answer is right); None when the decider gives no probability
+    reason: str | None  # why to refuse, in plain words; None: give the answer
+    features: dict = field(default_factory=dict)  # what was weighed (and p_answer), for the answer's signals
+    p_unanswerable: float | None = None  # P(the documents hold no answer): a refusal's confidence, when fitted
+
+    @property
+    def refused(self) -> bool:
+        return self.reason is not None
+
+
+class Decider:
+    """The interface (see the module docstring); `policy` holds the thresholds every decider shares."""
+
+    name = ""
+
+    def __init__(self, policy: RefusalPolicy):
+        self.policy = policy
+
+    def rank(self, candidates: Sequence[Mapping[str, float]]) -> list[float]:
+        """A score per candidate's features, higher is better."""
+        raise NotImplementedError
+
+    def verdict(self, question: Question, signals: Signals, features: Mapping[str, float]) -> Verdict:
+        raise NotImplementedError
+
+    # --- the refusals made before there is a candidate: shared ------------------------------------
+    def before(self, question: Question, relevance: float | None) -> Verdict | None:
+        """A refusal without asking the model (an instruction, nothing retrieved, off-topic), or None."""
+        cause = self.policy.before_generation(relevance, question)
+        return None if cause is None else self.refuse(cause)
+
+    def refuse(self, cause: Cause, signals: Signals | None = None) -> Verdict:
+        """The verdict for a refusal a stage made: no candidate, a reply that is not one of the options…"""
+        return Verdict(None, REASONS[cause])
+
+
+class FittedDecider(Decider):
+    """A logistic regression: P(the answer is right) from named features, refuse under its threshold; the
+    reason names the feature that weighed most against answering. `require_names` (fitted with the
+    threshold) also refuses when a name of the question is missing from the cited sentence: a false premise
+    or another subject. `ranker` orders candidates (the sentence engine's selector); without one they are
+    ordered by the `rank_by` feature (the reader's margin: the reader was trained to rank spans)."""
+
+    def __init__(
+        self,
+        policy: RefusalPolicy,
+        answerer: Logistic,
+        *,
+        ranker: Logistic | None = None,
+        unanswerable: Logistic | None = None,
+        rank_by: str = "reader_margin",
+        meta: dict | None = None,
+        name: str = "fitted",
+    ):
+        super().__init__(policy)
+        self.answerer = answerer
+        self.ranker = ranker
+        self.unanswerable = unanswerable
+        self.rank_by = rank_by
+        self.meta = meta or {}
+        self.name = name
+
+    @property
+    def threshold(self) -> float:
+        return self.answerer.threshold
+
+    def rank(self, candidates: Sequence[Mapping[str, float]]) -> list[float]:
+        if self.ranker is not None:
+            return [self.ranker.prob(c) for c in candidates]
+        return [float(c.get(self.rank_by, 0.0)) for c in candidates]
+
+    def verdict(self, question: Question, signals: Signals, features: Mapping[str, float]) -> Verdict:
+        p = self.answerer.prob(features)
+        weighed = {**features, "p_answer": round(p, 4)}
+        q = None
+        if self.unanswerable is not None:
+            q = self.unanswerable.prob(features)
+            weighed["p_unanswerable"] = round(q, 4)
+        if self.answerer.require_names and signals.missing_anchors:
+            return Verdict(p, plain_reason("missing_names", signals), weighed, q)
+        if p >= self.answerer.threshold:
+            return Verdict(p, None, weighed, q)
+        weakest = next(iter(self.answerer.contributions(features)), "")
+        return Verdict(p, plain_reason(weakest, signals), weighed, q)
+
+    @classmethod
+    def load(cls, templates, policy: RefusalPolicy, threshold: float | None = None) -> FittedDecider:
+        """The reader-led engine's decider from `decider.json` (its header names the data and the script)."""
+        data = templates.json(DECIDER_FILE)
+        if not isinstance(data, dict) or data.get("format") != FORMAT or "answerer" not in data:
+            raise TemplateError(
+                f"{DECIDER_FILE} in {templates.where}: expected an object with format {FORMAT} and an answerer",
+                hint="refit it with `python -m rag_eval.fit_decider`",
+            )
+        answerer = Logistic.from_dict(data["answerer"], "answerer")
+        if threshold is not None:
+            answerer = replace(answerer, threshold=threshold)
+        unanswerable = Logistic.from_dict(data["unanswerable"], "unanswerable") if data.get("unanswerable") else None
+        meta = {k: v for k, v in data.items() if k not in ("answerer", "unanswerable")}
+        log.info(
+            "decider %s from %s: %d features, threshold %.4f, fitted on %s by %s",
+            DECIDER_FILE, templates.where, len(answerer.features), answerer.threshold,
+            ", ".join(meta.get("fitted_on") or ["?"]), meta.get("script", "?"),
+        )  # fmt: skip
+        return cls(policy, answerer, unanswerable=unanswerable, meta=meta, name="reader")
+
+
+class RulesDecider(Decider):
+    """The hand-set checks (RAG_DECISIONS=rules): the answer has the type asked for, the question's names are
+    in the cited sentence, it is not an echo of the question, and enough of the question's words are there.
+    No probability: answers carry no confidence."""
+
+    name = "rules"
+
+    def rank(self, candidates: Sequence[Mapping[str, float]]) -> list[float]:
+        return hand_rank(candidates)
+
+    def verdict(self, question: Question, signals: Signals, features: Mapping[str, float]) -> Verdict:
+        return Verdict(None, self.reason(signals), dict(features))
+
+    def reason(self, signals: Signals) -> str | None:
+        if not signals.typed:
+            return plain_reason("typed", signals)
+        if signals.missing_anchors:
+            return plain_reason("missing_names", signals)
+        if signals.echo:
+            return plain_reason("echo", signals)
+        if signals.support < self.policy.min_support:
+            words_ = ", ".join(signals.missing_words[:5])
+            return f"The passages say nothing about {words_}" if words_ else OFF_TOPIC
+        return None
+
+
+def weakest_of(verdicts: Sequence[Verdict]) -> Verdict:
+    """Several parts answered together (a two-part question): the answer is as sure as its weakest part,
+    and any part's refusal refuses it."""
+    refused = next((v for v in verdicts if v.refused), None)
+    if refused is not None:
+        return refused
+    sure = [v for v in verdicts if v.p_answer is not None]
+    return min(sure, key=lambda v: v.p_answer) if sure else verdicts[0]

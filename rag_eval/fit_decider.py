@@ -1,0 +1,256 @@
+"""Fit the reader-led engine's decider (rag/decider.py, `prompts/decider.json`) from the pipeline's own answers.
+
+    python -m rag_eval.fit_decider --calibration-copy /tmp/calprompts        # prompts whose decider answers all
+    RAG_PROMPTS_DIR=/tmp/calprompts rag eval --squad squad2-dev-10-articles.json.gz \\
+        --articles 1973_oil_crisis --out /tmp/cal                             # the calibration answers
+    python -m rag_eval.fit_decider /tmp/cal/results.json                     # writes prompts/decider.json
+
+Why from the pipeline's own answers: the decider judges what the pipeline proposes — the reader's best span
+among the passages retrieval found, not the gold paragraph — so it is fitted on exactly that, with every
+feature the strategy records in the answer's signals (rag/read_strategy.py `span_features`: the reader's
+margin, its "no answer" score, the gap to the next span, how many spans agree, the retrieval scores, the
+names/type/support checks). The calibration article is one the reader was not trained on (a reader is
+over-confident on its own training questions) and the held-out articles are not used at all.
+
+Two logistic regressions over the standardised features (L2; the strength chosen by 5-fold cross-validated
+log-loss): `answerer` = P(the answer is right: answerable and F1 >= 0.5), the confidence of an answer;
+`unanswerable` = P(the question has no answer in the documents), the confidence of a refusal. The
+threshold on P(right) is the highest that keeps false refusals (refused answerable questions, the names
+rule included) within `--max-false-refusals` on the cross-validated probabilities; the names rule (refuse
+when a name of the question is missing from the cited sentence) is kept if it refuses more unanswerable
+questions within the same budget. A margin-only model is fitted the same way, and the candidate with the
+better cross-validated refusal recall at that budget (then log-loss) is written; the header gives both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from rag.decider import DECIDER_FILE, FORMAT
+
+SCRIPT = "rag_eval/fit_decider.py"
+RIGHT_F1 = 0.5
+FEATURES = (
+    "reader_margin", "reader_score", "reader_null", "reader_gap", "reader_agree", "relevance", "passage_dense",
+    "passage_bm25", "has_names", "missing_names", "typed_answer", "untyped_question", "support", "echo",
+    "answer_log_words", "answer_in_question",
+)  # fmt: skip
+MARGIN_ONLY = ("reader_margin",)
+STRENGTHS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+
+
+def rows_from(results: list[Path]) -> tuple[list[dict], list[str]]:
+    """One row per scored question: answerable, F1, the names check, and the features (None when the pipeline
+    refused before there was a candidate: off-topic, nothing retrieved, no span)."""
+    rows, articles = [], []
+    for path in results:
+        loaded = json.loads(Path(path).read_text())
+        config = loaded.get("config") or {}
+        source = f" ({Path(config['file']).name})" if config.get("file") else ""
+        articles += [f"{a}{source}" for a in config.get("articles") or [Path(path).parent.name]]
+        for r in loaded["records"]:
+            if r.get("error"):
+                continue
+            signals = r.get("signals") or {}
+            extra = signals.get("extra") or {}
+            usable = not r["refused"] and all(f in extra for f in FEATURES)
+            rows.append({
+                "answerable": bool(r["answerable"]),
+                "right": bool(r["answerable"]) and not r["refused"] and (r["f1"] or 0.0) >= RIGHT_F1,
+                "names_missing": bool(signals.get("missing_anchors")),
+                "x": {f: float(extra[f]) for f in FEATURES} if usable else None,
+            })  # fmt: skip
+    return rows, articles
+
+
+def _standardise(X):  # noqa: N803 - scikit-learn's name for the feature matrix
+    means = X.mean(axis=0)
+    scales = X.std(axis=0)
+    scales[scales == 0] = 1.0
+    return means, scales
+
+
+def _fit(X, y, C):  # noqa: N803
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=C, max_iter=2000).fit(X, y)
+
+
+def cross_validated(X, y, seed: int = 0) -> tuple[float, np.ndarray, float]:  # noqa: N803
+    """The strength with the best 5-fold log-loss, its out-of-fold probabilities and the log-loss."""
+    from sklearn.model_selection import StratifiedKFold
+
+    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
+    best = None
+    for C in STRENGTHS:  # noqa: N806
+        out = np.zeros(len(y))
+        for train, test in folds.split(X, y):
+            means, scales = _standardise(X[train])
+            model = _fit((X[train] - means) / scales, y[train], C)
+            out[test] = model.predict_proba((X[test] - means) / scales)[:, 1]
+        p = np.clip(out, 1e-6, 1 - 1e-6)
+        loss = float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+        if best is None or loss < best[2]:
+            best = (C, out, loss)
+    return best
+
+
+def decide(rows: list[dict], p: np.ndarray, q: np.ndarray, budget: float) -> dict:
+    """The threshold on P(right) and the names rule for the false-refusal budget, and what they give: the
+    refusal recall, false refusals, answered-and-right share, and the ECE of the stated confidences (P(right)
+    for answers, P(unanswerable) for refusals) — on the rows' probabilities `p`, `q` (NaN: no candidate)."""
+    options = []
+    for require_names in (False, True):
+        blocked = np.array([np.isnan(pi) or (require_names and r["names_missing"]) for r, pi in zip(rows, p)])
+        ans = np.array([r["answerable"] for r in rows])
+        candidates = sorted({float(x) for x in p[~np.isnan(p)]} | {0.0})
+        best = None
+        for t in candidates:  # the highest threshold within the budget
+            refused = blocked | (np.nan_to_num(p, nan=-1.0) < t)
+            if ans.any() and refused[ans].mean() > budget:
+                break
+            best = (t, refused)
+        if best is None:
+            continue
+        t, refused = best
+        options.append({
+            "threshold": round(t - 1e-6, 6) if t > 0 else 0.0, "require_names": require_names,
+            **_figures(rows, p, q, refused),
+        })  # fmt: skip
+    return max(options, key=lambda o: (o["refusal_recall"] or 0, o["right_answers"]))
+
+
+def _figures(rows, p, q, refused) -> dict:
+    from rag_eval.stats import calibration
+
+    ans = np.array([r["answerable"] for r in rows])
+    right = np.array([r["right"] for r in rows])
+    pairs = []
+    for i, r in enumerate(rows):
+        if np.isnan(p[i]):
+            continue
+        pairs.append((float(q[i]), not r["answerable"]) if refused[i] else (float(p[i]), bool(right[i])))
+    return {
+        "refusal_recall": round(float(refused[~ans].mean()), 4) if (~ans).any() else None,
+        "false_refusals": round(float(refused[ans].mean()), 4) if ans.any() else None,
+        "right_answers": round(float((right & ~refused)[ans].mean()), 4) if ans.any() else None,
+        "ece": round(calibration(pairs)["ece"] or 0.0, 4),
+    }
+
+
+def fit_candidate(rows: list[dict], features: tuple[str, ...], budget: float) -> dict:
+    usable = [i for i, r in enumerate(rows) if r["x"] is not None]
+    X = np.array([[rows[i]["x"][f] for f in features] for i in usable])  # noqa: N806
+    y_right = np.array([int(rows[i]["right"]) for i in usable])
+    y_unans = np.array([int(not rows[i]["answerable"]) for i in usable])
+    if not (0 < y_right.sum() < len(y_right)) or not (0 < y_unans.sum() < len(y_unans)):
+        raise SystemExit("the calibration answers need right and wrong answers, answerable and unanswerable questions")
+    c_right, cv_p, loss = cross_validated(X, y_right)
+    c_unans, cv_q, _ = cross_validated(X, y_unans)
+    p = np.full(len(rows), np.nan)
+    q = np.full(len(rows), np.nan)
+    p[usable], q[usable] = cv_p, cv_q
+    chosen = decide(rows, p, q, budget)
+    means, scales = _standardise(X)
+    right = _fit((X - means) / scales, y_right, c_right)
+    unans = _fit((X - means) / scales, y_unans, c_unans)
+
+    def model(fit, C, **extra):  # noqa: N803
+        return {
+            "features": list(features), "weights": [round(float(w), 6) for w in fit.coef_[0]],
+            "bias": round(float(fit.intercept_[0]), 6), "means": [round(float(m), 6) for m in means],
+            "scales": [round(float(s), 6) for s in scales], "strength": C, **extra,
+        }  # fmt: skip
+
+    return {
+        "answerer": model(right, c_right, threshold=chosen["threshold"], require_names=chosen["require_names"]),
+        "unanswerable": model(unans, c_unans),
+        "cross_validated": {**chosen, "log_loss": round(loss, 4), "questions": len(rows), "with_features": len(usable)},
+    }
+
+
+def fit(results: list[Path], out: Path, budget: float) -> dict:
+    rows, articles = rows_from(results)
+    if not rows:
+        raise SystemExit("no answers in the results files")
+    candidates = {"all": fit_candidate(rows, FEATURES, budget), "margin_only": fit_candidate(rows, MARGIN_ONLY, budget)}
+    name = max(
+        candidates,
+        key=lambda k: (
+            candidates[k]["cross_validated"]["refusal_recall"] or 0,
+            -candidates[k]["cross_validated"]["log_loss"],
+        ),
+    )
+    chosen = candidates[name]
+    weights = dict(zip(chosen["answerer"]["features"], chosen["answerer"]["weights"]))
+    data = {
+        "format": FORMAT,
+        "origin": "fitted by `python -m rag_eval.fit_decider` on the pipeline's own answers (RAG_READER=answer) to "
+        "the calibration articles below; weights apply to standardised features (value - mean) / scale",
+        "script": SCRIPT,
+        "commit": _commit(),
+        "data": "SQuAD 2.0 (CC BY-SA 4.0)",
+        "fitted_on": sorted(set(articles)),
+        "target": f"answerer: answerable and F1 >= {RIGHT_F1}; unanswerable: the question has no answer",
+        "max_false_refusals": budget,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "chosen": name,
+        "weights_by_size": dict(sorted(weights.items(), key=lambda kv: -abs(kv[1]))),
+        "candidates": {k: v["cross_validated"] for k, v in candidates.items()},
+        "answerer": chosen["answerer"],
+        "unanswerable": chosen["unanswerable"],
+    }
+    out.write_text(json.dumps(data, indent=1) + "\n")
+    return {k: data[k] for k in ("chosen", "candidates", "weights_by_size")}
+
+
+def calibration_copy(prompts: Path, out: Path) -> Path:
+    """A copy of the prompts folder whose decider answers every question it has a span for (threshold 0, no
+    names rule; spans ranked by the reader's margin), for the calibration run that `fit` reads."""
+    shutil.copytree(prompts, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    passing = {
+        "format": FORMAT,
+        "origin": f"{SCRIPT} --calibration-copy: answers everything, for a calibration run",
+        "answerer": {"features": ["reader_margin"], "weights": [1.0], "bias": 0.0, "threshold": 0.0},
+    }
+    (out / DECIDER_FILE).write_text(json.dumps(passing, indent=1) + "\n")
+    return out
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "?"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m rag_eval.fit_decider", description=__doc__.split("\n\n")[0])
+    p.add_argument("results", nargs="*", type=Path, help="`rag eval --squad` results.json of calibration runs")
+    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "prompts" / DECIDER_FILE)
+    p.add_argument("--max-false-refusals", type=float, default=0.15)
+    p.add_argument("--calibration-copy", type=Path, metavar="DIR", help="write the calibration run's prompts into DIR")
+    args = p.parse_args(argv)
+    if args.calibration_copy:
+        print(calibration_copy(args.out.parent, args.calibration_copy))
+        return 0
+    if not args.results:
+        p.error("give the calibration results.json files (or --calibration-copy DIR)")
+    for path in args.results:
+        if not path.is_file():
+            p.error(f"{path}: no such results file")
+    print(json.dumps(fit(args.results, args.out, args.max_false_refusals), indent=1))
+    print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

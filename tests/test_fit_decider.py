@@ -1,0 +1,95 @@
+"""rag_eval/fit_decider.py: the decider is fitted from calibration answers for a false-refusal budget, the file it
+writes is what the pipeline loads, and the calibration copy answers everything."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from rag.decider import DECIDER_FILE, FittedDecider
+from rag.prompts import Templates
+from rag.question import analyse
+from rag.refusal import RefusalPolicy, assess
+from rag.settings import AnsweringSettings
+from rag_eval import fit_decider
+
+POLICY = RefusalPolicy.of(AnsweringSettings())
+
+
+def _features(margin: float, rng: random.Random) -> dict:
+    f = {name: rng.random() for name in fit_decider.FEATURES}
+    f["reader_margin"] = margin
+    return f
+
+
+def _results(path: Path, n: int = 120, seed: int = 0) -> Path:
+    """Answerable questions have high margins and mostly right answers; unanswerable ones low margins, a few with
+    a name missing from the cited sentence."""
+    rng = random.Random(seed)
+    records = []
+    for i in range(n):
+        answerable = i % 2 == 0
+        margin = rng.gauss(2.0 if answerable else -2.0, 1.5)
+        right = answerable and rng.random() < 0.8
+        records.append({
+            "id": str(i), "answerable": answerable, "f1": 1.0 if right else 0.0, "refused": False, "error": None,
+            "signals": {"missing_anchors": ["Xi"] if not answerable and i % 10 == 1 else [],
+                        "extra": _features(margin, rng)},
+        })  # fmt: skip
+    records.append({"id": "off", "answerable": False, "f1": 0.0, "refused": True, "error": None, "signals": None})
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "results.json").write_text(json.dumps({"config": {"articles": ["Cal_article"]}, "records": records}))
+    return path / "results.json"
+
+
+def test_the_fit_keeps_false_refusals_in_budget_and_writes_a_file_the_pipeline_loads(tmp_path):
+    out = tmp_path / "prompts"
+    out.mkdir()
+    summary = fit_decider.fit([_results(tmp_path / "cal")], out / DECIDER_FILE, budget=0.15)
+    chosen = summary["candidates"][summary["chosen"]]
+    assert chosen["false_refusals"] <= 0.15 and chosen["refusal_recall"] > 0.5  # the margin separates them
+    assert next(iter(summary["weights_by_size"])) == "reader_margin"  # the signal that carries the weight
+    data = json.loads((out / DECIDER_FILE).read_text())
+    assert data["script"] == "rag_eval/fit_decider.py" and data["fitted_on"] == ["Cal_article"]
+    assert data["max_false_refusals"] == 0.15 and set(data["candidates"]) == {"all", "margin_only"}
+    decider = FittedDecider.load(Templates(out), POLICY)
+    q = analyse("When did it happen?")
+    signals = assess(q, "in 1973", "It happened in 1973.", 0.5)
+    sure = decider.verdict(q, signals, _features(5.0, random.Random(1)))
+    unsure = decider.verdict(q, signals, _features(-5.0, random.Random(1)))
+    assert not sure.refused and unsure.refused
+    assert sure.p_answer > 0.5 > unsure.p_answer and unsure.p_unanswerable > 0.5
+
+
+def test_the_calibration_copy_answers_everything(tmp_path):
+    copy = fit_decider.calibration_copy(Path(Templates().root), tmp_path / "cal")
+    decider = FittedDecider.load(Templates(copy), POLICY)
+    q = analyse("When did Brad Smith meet Xi Jinping?")
+    signals = assess(q, "Wednesday", "Brad Smith met him on Wednesday.", 0.5)
+    assert not decider.verdict(q, signals, {"reader_margin": -40.0}).refused  # no threshold, no names rule
+    assert decider.rank([{"reader_margin": 1.0}, {"reader_margin": 3.0}]) == [1.0, 3.0]
+
+
+def test_a_malformed_decider_file_says_how_to_fix_it(tmp_path):
+    from rag.errors import TemplateError
+
+    (tmp_path / DECIDER_FILE).write_text(json.dumps({"format": 9}))
+    with pytest.raises(TemplateError, match="format 1") as info:
+        FittedDecider.load(Templates(tmp_path), POLICY)
+    assert "fit_decider" in info.value.hint
+
+
+def test_the_shipped_decider_names_its_data_and_script():
+    data = Templates().json(DECIDER_FILE)
+    assert data["format"] == 1 and "SQuAD" in data["data"] and data["script"].startswith("rag_eval/")
+    held_out = {"Scottish_Parliament", "Imperialism", "Warsaw", "Force"}  # rag_eval/fit_reader.py HELD_OUT
+    assert not any(a.split(" ")[0] in held_out for a in data["fitted_on"])
+
+
+def test_the_script_names_a_missing_results_file(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        fit_decider.main([str(tmp_path / "nope.json"), "--out", str(tmp_path / DECIDER_FILE)])
+    assert "nope.json: no such results file" in capsys.readouterr().err
