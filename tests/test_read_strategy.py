@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rag.errors import TemplateError
@@ -18,11 +20,29 @@ def never_called(question, shown, messages):
 
 
 @pytest.fixture
-def make(settings, keyword_embedder):
+def margin_prompts(tmp_path):
+    """The packaged prompts with a decider pinned for these tests (the shipped one is refitted from data): answer
+    when the reader's margin is over 0 (P = sigmoid(margin)), and the names rule."""
+    import json
+    import shutil
+
+    from rag.prompts import Templates
+
+    folder = tmp_path / "prompts"
+    shutil.copytree(Path(str(Templates().root)), folder, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    answerer = {"features": ["reader_margin"], "weights": [1.0], "bias": 0.0, "threshold": 0.5, "require_names": True}
+    (folder / "decider.json").write_text(json.dumps({"format": 1, "origin": "tests", "answerer": answerer}))
+    return folder
+
+
+@pytest.fixture
+def make(settings, keyword_embedder, margin_prompts):
     run_ingest(settings, keyword_embedder)
 
     def build(answers, reply=never_called, **updates):
-        s = settings.model_copy(update={"mode": "extractive", "reader": "answer", **updates})
+        s = settings.model_copy(
+            update={"mode": "extractive", "reader": "answer", "prompts_dir": margin_prompts, **updates}
+        )
         index = VectorIndex.load(s.index_dir)
         generator = ScriptedGenerator(reply)
         reader = PhraseReader(answers)
@@ -148,3 +168,35 @@ def test_the_real_reader_finds_the_date_and_ranks_the_passage_holding_it_first(r
     assert "December 6, 2023" in passages[1][best.start : best.end]
     assert reading.passage_order()[0] == 1
     assert best.margin > 0  # the reader prefers answering over "no answer here"
+
+
+# --- generative mode with the reader (a bigger model or RAG_LLM_URL) ------------------------------------------------
+def test_generative_mode_shows_the_readers_spans_as_candidate_facts_and_keeps_the_deciders_confidence(make):
+    def cite(question, shown, messages):
+        return "They met on Wednesday, December 6, 2023 [1]."
+
+    pipeline, generator, _ = make(lambda q: ["December 6, 2023", "Wednesday"], cite, mode="generative")
+    assert type(pipeline.answerer.strategy).__name__ == "ReaderGenerative"
+    answer = pipeline.ask("When did Brad Smith meet Wang Wentao?")
+    (call,) = generator.calls
+    user = call["messages"][-1]["content"]
+    assert "Candidate answers a reader found in the passages" in user and "[1] December 6, 2023" in user
+    assert not any("Candidate answers" in m["content"] for m in call["messages"][:-1])  # a fixed prefix stays fixed
+    assert not answer.refused and answer.mode == "generative" and answer.citations
+    assert answer.confidence == answer.signals["extra"]["p_answer"]  # the decider's, on the reader's best span
+
+
+def test_generative_mode_refuses_on_the_deciders_verdict_without_running_the_model(make):
+    pipeline, generator, _ = make(lambda q: ["December 6, 2023"], never_called, mode="generative")
+    answer = pipeline.ask("When did Brad Smith meet Xi Jinping?")
+    assert answer.refused and "Xi" in answer.reason and answer.confidence is not None
+    assert generator.calls == []
+
+
+def test_generative_mode_still_drops_sentences_the_passages_do_not_support(make):
+    def invent(question, shown, messages):
+        return "The meeting was held on the moon [1]."
+
+    pipeline, _, _ = make(lambda q: ["December 6, 2023"], invent, mode="generative")
+    answer = pipeline.ask("When did Brad Smith meet Wang Wentao?")
+    assert answer.refused and answer.reason == "No sentence of the reply is supported by the passage it cites"

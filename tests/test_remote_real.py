@@ -82,3 +82,27 @@ def test_refusal_and_stream_through_the_server(llm_server, real_embedder, real_i
     assert pipeline.ask("How long did the meeting last?").refused
     kinds = [event.kind for event in pipeline.ask_stream(QUESTION)]
     assert kinds[0] == "sources" and kinds[-1] == "answer" and "token" in kinds
+
+
+def test_generative_mode_through_the_server_with_the_readers_spans(
+    llm_server, real_embedder, real_index_dir, real_reader
+):
+    """A bigger model's path (generative, RAG_LLM_URL) with the real reader: its spans are shown as candidate
+    facts, the decider's verdict gates refusal before the server is asked, and a given answer is cited."""
+    settings = Settings(seeds_dir=SEEDS, index_dir=real_index_dir, llm_url=llm_server, mode="generative")
+    remote = RemoteGenerator(settings)
+    pipeline = Pipeline.load(settings, embedder=real_embedder, generator=remote, reader=real_reader)
+    assert type(pipeline.answerer.strategy).__name__ == "ReaderGenerative"
+    answer = pipeline.ask(QUESTION)
+    assert answer.mode == "generative" and answer.confidence is not None
+    if not answer.refused:  # SmolLM2 writes freely here; what it keeps must be supported and cited
+        original = SEED_FILE.read_text("utf-8")
+        assert answer.citations and all(original[c.start : c.end] == c.quote for c in answer.citations)
+    strict = Pipeline.load(
+        settings.model_copy(update={"answer_threshold": 1.0}),
+        embedder=real_embedder,
+        generator=remote,
+        reader=real_reader,
+    )
+    refused = strict.ask(QUESTION)  # no answer is sure enough: the decider refuses before the server is asked
+    assert refused.refused and refused.raw == "" and refused.confidence is not None and refused.reason
