@@ -243,7 +243,8 @@ def write_bar_chart(
                 fmt="none",
                 ecolor="black",
                 capsize=2,
-                yerr=[[v - ci[0] for _, v, ci in ranged], [ci[1] - v for _, v, ci in ranged]],
+                # clamped: a Wilson bound at a share of 0 or 1 can sit a rounding error past the value
+                yerr=[[max(0.0, v - ci[0]) for _, v, ci in ranged], [max(0.0, ci[1] - v) for _, v, ci in ranged]],
             )
     if ylim[0] < 0:
         ax.axhline(0, color="black", linewidth=0.6)

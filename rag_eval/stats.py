@@ -40,7 +40,10 @@ def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float] | None
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    lo, hi = max(0.0, centre - half), min(1.0, centre + half)
+    # at a share of 0 or 1 the bound is exactly the share (the formula leaves a rounding error: 5.6e-17 for 0/3,
+    # which drew a negative error bar and crashed the chart of an evaluation)
+    return (0.0 if successes == 0 else lo), (1.0 if successes == n else hi)
 
 
 def proportion(successes: int, n: int) -> dict:

@@ -49,3 +49,20 @@ def test_proportion_and_mean_have_none_for_no_items():
     assert proportion(1, 2)["ci"] == pytest.approx(list(wilson(1, 2)))
     assert mean([]) == {"value": None, "n": 0, "ci": None}
     assert mean([1, 2]) == {"value": 1.5, "n": 2, "ci": None}
+
+
+@pytest.mark.parametrize("n", range(1, 60))
+def test_wilson_bounds_at_none_and_all_are_exact(n):
+    """0/3 gave a lower bound of 5.6e-17 > 0, a negative error bar, and an evaluation whose chart crashed."""
+    assert wilson(0, n)[0] == 0.0 and wilson(n, n)[1] == 1.0
+
+
+def test_a_chart_of_shares_at_zero_with_their_intervals_draws(tmp_path):
+    from rag_eval.report import write_bar_chart
+    from rag_eval.stats import proportion
+
+    metrics = {"a": proportion(0, 3), "b": proportion(3, 3)}
+    groups = {"cat": {k: m["value"] for k, m in metrics.items()}}
+    intervals = {"cat": {k: m["ci"] for k, m in metrics.items()}}
+    write_bar_chart(groups, [("a", "A"), ("b", "B")], tmp_path / "c.png", "t", intervals=intervals)
+    assert (tmp_path / "c.png").stat().st_size > 0
