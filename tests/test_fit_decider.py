@@ -48,13 +48,14 @@ def _results(path: Path, n: int = 120, seed: int = 0) -> Path:
 def test_the_fit_keeps_false_refusals_in_budget_and_writes_a_file_the_pipeline_loads(tmp_path):
     out = tmp_path / "prompts"
     out.mkdir()
-    summary = fit_decider.fit([_results(tmp_path / "cal")], out / DECIDER_FILE, budget=0.15)
+    summary = fit_decider.fit([_results(tmp_path / "cal")], out / DECIDER_FILE, budget=0.15, name="all")
     chosen = summary["candidates"][summary["chosen"]]
     assert chosen["false_refusals"] <= 0.15 and chosen["refusal_recall"] > 0.5  # the margin separates them
     assert next(iter(summary["weights_by_size"])) == "reader_margin"  # the signal that carries the weight
     data = json.loads((out / DECIDER_FILE).read_text())
     assert data["script"] == "rag_eval/fit_decider.py" and data["fitted_on"] == ["Cal_article"]
-    assert data["max_false_refusals"] == 0.15 and set(data["candidates"]) == {"all", "margin_only"}
+    assert data["max_false_refusals"] == 0.15 and set(data["candidates"]) == {"all", "margin", "reader"}
+    assert data["chosen"] == "all" and data["answerer"]["features"] == list(fit_decider.FEATURES)
     decider = FittedDecider.load(Templates(out), POLICY)
     q = analyse("When did it happen?")
     signals = assess(q, "in 1973", "It happened in 1973.", 0.5)
