@@ -45,22 +45,11 @@ def test_clients_run_at_once_each_with_its_own_client_and_every_request_is_count
         made.append(object())
         return made[-1]
 
-    run = conc.run_clients(sleeper(0.05), make_client, QUESTIONS, clients=4, per_client=3)
+    run = conc.run_clients(sleeper(0.05), make_client, [QUESTIONS] * 4)
     assert len(made) == 4 and len(run.outcomes) == 12 and run.max_in_flight == 4
     assert all(o.status == "ok" and o.ms >= 45 for o in run.outcomes)
-    serial = conc.run_clients(sleeper(0.02, threading.Lock()), object, QUESTIONS, clients=3, per_client=2)
+    serial = conc.run_clients(sleeper(0.02, threading.Lock()), object, [QUESTIONS[:2]] * 3)
     assert serial.wall_s >= 6 * 0.02 and len(serial.outcomes) == 6
-
-
-def test_clients_start_at_different_questions():
-    asked = []
-
-    def ask(_client, question):
-        asked.append(question)
-        return "ok"
-
-    conc.run_clients(ask, object, QUESTIONS, clients=3, per_client=1)
-    assert sorted(asked) == QUESTIONS
 
 
 def test_summary_counts_answers_503s_and_errors_and_times_only_answers():
@@ -82,24 +71,31 @@ def test_errors_and_busy_answers_are_outcomes_not_the_end_of_the_run():
             raise RuntimeError("HTTP 500: boom")
         return "busy" if question == "q2?" else "ok"
 
-    summary = conc.summarize(conc.run_clients(ask, object, QUESTIONS, clients=2, per_client=3))
+    summary = conc.summarize(conc.run_clients(ask, object, [QUESTIONS, QUESTIONS]))
     assert summary["requests"] == 6 and summary["answered"] + summary["busy_503"] + summary["errors"] == 6
     assert summary["errors"] == 2 and summary["first_error"] == "RuntimeError: HTTP 500: boom"
 
 
-def test_a_backend_row_has_the_baseline_the_speedup_and_the_model_calls():
+def test_a_backend_row_warms_up_then_asks_the_same_questions_alone_and_shared():
     generator = conc.CountingGenerator(fakes.ScriptedGenerator(lambda *_: "reply"))
+    asked: list[tuple[str, str]] = []
+    questions = [f"q{i}?" for i in range(6)]
 
     def ask(_client, question: str) -> str:
+        asked.append((threading.current_thread().name, question))
         if question != "q0?":  # q0 is answered without the model (a refusal before it, the reader alone)
             list(generator.generate([{"role": "user", "content": f"Question: {question}"}], None, 8))
         time.sleep(0.02)
         return "ok"
 
-    row = conc.measure_backend("fake", ask, object, QUESTIONS, clients=3, single=3, per_client=2, counter=generator,
-                               how="threads")  # fmt: skip
+    row = conc.measure_backend("fake", ask, object, questions, clients=3, counter=generator, how="threads")
     assert row["backend"] == "fake" and row["clients"] == 3 and row["answered"] == 6 and row["how"] == "threads"
-    assert row["model_calls_per_answer"] == round(4 / 6, 2)  # each client asks 2 of the 3 questions, starting apart
+    assert [q for _, q in asked[:12]] == questions * 2  # warm-up, then the baseline: one client, in order
+    shared = {}
+    for thread, question in asked[12:]:
+        shared.setdefault(thread, []).append(question)
+    assert sorted(shared.values()) == [["q0?", "q3?"], ["q1?", "q4?"], ["q2?", "q5?"]]
+    assert row["model_calls_per_answer"] == round(5 / 6, 2)
     assert row["single_answers_per_s"] > 0 and row["speedup"] > 0 and row["single_p50_ms"] >= 20
     assert generator.model_name == "scripted-fake.gguf"  # the rest is the wrapped generator's
 
@@ -110,9 +106,7 @@ def test_in_process_clients_go_through_the_api_queue_and_get_503_beyond_it():
     with _Server(Settings(queue_size=1), pipeline, 1) as base:
         import httpx
 
-        run = conc.run_clients(
-            conc.http_ask, lambda: httpx.Client(base_url=base, timeout=30), QUESTIONS, clients=4, per_client=2
-        )
+        run = conc.run_clients(conc.http_ask, lambda: httpx.Client(base_url=base, timeout=30), [QUESTIONS[:2]] * 4)
     summary = conc.summarize(run)
     assert summary["errors"] == 0 and summary["answered"] >= 2 and summary["busy_503"] >= 1, summary
     assert summary["answered"] + summary["busy_503"] == 8

@@ -158,15 +158,15 @@ def run_ann_only(settings, size: int) -> dict:
 
 def run_concurrency_only(settings, clients: int, quick: bool = False, llama_server: str | None = None) -> dict:
     """`rag bench --concurrency N`: N clients at once against each generation backend (rag_eval/bench/concurrency.py).
-    Full: one client x 6 questions, then N x 3; quick: 1 client x 2, then N x 1."""
+    Full: N x 2 questions per backend (each asked three times: warm-up, one client, N clients); quick: N x 1."""
     from rag_eval.bench.concurrency import measure_concurrency
 
     t0 = time.perf_counter()
     results: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{os.cpu_count()} CPUs", "quick": quick}
     loads = {"start": load_average()}
     ensure_index(settings)
-    single, per_client = (2, 1) if quick else (6, 3)
-    results.update(measure_concurrency(settings, load_question_texts(), clients, single, per_client, llama_server))
+    per_client = 1 if quick else 2
+    results.update(measure_concurrency(settings, load_question_texts(), clients, per_client, llama_server))
     loads["end"] = load_average()
     results["load_average"], results["stage_seconds"] = loads, {"concurrency": round(time.perf_counter() - t0)}
     results["bench_peak_rss_mb"] = rss_mb()

@@ -19,8 +19,8 @@ not answer several at once (rag/generation_remote.py). Which one, and what it bu
                                 the in-process context), only when a binary is given (--llama-server, or
                                 RAG_BENCH_LLAMA_SERVER) or on PATH: it is not built here
 
-Per backend: one warm-up answer, then one client asking `single` questions in a row (the baseline), then N clients
-started together, each asking `per_client` questions back to back. Reported: p50/p95 of the answered requests'
+Per backend, the same questions three times: to warm up, by one client in a row (the baseline), then shared by N
+clients started together (`measure_backend` says why). Reported: p50/p95 of the answered requests'
 latency (client side), answers/s over the wall time of the whole concurrent run, 503s, errors (with the first
 error's message), model calls per answer (the generator wrapped to count them), and the speed-up of N clients
 over one in answers/s.
@@ -65,22 +65,19 @@ class Run(NamedTuple):
     max_in_flight: int  # how many requests were outstanding at once, at most (the clients really overlapped)
 
 
-def run_clients(
-    ask: Ask, make_client: Callable[[], object], questions: list[str], clients: int, per_client: int
-) -> Run:
-    """`clients` threads, each with its own client, released together; each asks `per_client` questions back to
-    back (client i starts at question i, so they do not all ask the same thing at once). The wall time runs from
-    the release to the last answer."""
+def run_clients(ask: Ask, make_client: Callable[[], object], assignments: list[list[str]]) -> Run:
+    """One thread per list of questions, each with its own client, released together; each asks its questions
+    back to back. The wall time runs from the release to the last answer."""
     lock = threading.Lock()
     outcomes: list[Outcome] = []
     in_flight = [0, 0]  # now, max
-    start = threading.Barrier(clients + 1)
+    start = threading.Barrier(len(assignments) + 1)
 
-    def client_loop(i: int) -> None:
+    def client_loop(questions: list[str]) -> None:
         client = make_client()
         try:
             start.wait()
-            for question in cycle(questions[i:] + questions[:i], per_client):
+            for question in questions:
                 with lock:
                     in_flight[0] += 1
                     in_flight[1] = max(in_flight)
@@ -96,7 +93,10 @@ def run_clients(
         finally:
             getattr(client, "close", lambda: None)()
 
-    threads = [threading.Thread(target=client_loop, args=(i,), name=f"bench-client-{i}") for i in range(clients)]
+    threads = [
+        threading.Thread(target=client_loop, args=(questions,), name=f"bench-client-{i}")
+        for i, questions in enumerate(assignments)
+    ]
     for thread in threads:
         thread.start()
     start.wait()
@@ -150,21 +150,23 @@ def measure_backend(
     make_client: Callable[[], object],
     questions: list[str],
     clients: int,
-    single: int,
-    per_client: int,
     counter: CountingGenerator | None = None,
     how: str = "",
 ) -> dict:
-    """One row of the report: warm-up, one client for `single` questions, then `clients` at once."""
-    progress(f"concurrency: {backend}: warm-up, 1 client x {single}, {clients} clients x {per_client}")
-    client = make_client()
-    try:
-        ask(client, questions[-1])  # warm: the model's cache, the server's first request
-    finally:
-        getattr(client, "close", lambda: None)()
-    one = summarize(run_clients(ask, make_client, questions, 1, single))
+    """One row of the report. The same `questions` three times: once to warm up (the model's cache, the server's
+    first request, the first evaluation of the fixed prompt), then by one client in a row (the baseline), then
+    shared round-robin by `clients` started together, so both timed passes ask the same questions in the same state.
+
+    Why the warm pass covers every question: answers differ by question far more than by backend (on this 2-core
+    machine under load, 2.6-16 s for one question depending on what the model's cache held, 4 s for the next), and a first
+    question refused before the model warms nothing."""
+    progress(
+        f"concurrency: {backend}: {len(questions)} question(s) x 3: warm-up, 1 client, {clients} client(s) at once"
+    )
+    summarize(run_clients(ask, make_client, [questions]))
+    one = summarize(run_clients(ask, make_client, [questions]))
     calls_before = counter.calls if counter is not None else 0
-    many = summarize(run_clients(ask, make_client, questions, clients, per_client))
+    many = summarize(run_clients(ask, make_client, [questions[i::clients] for i in range(clients)]))
     row = {"backend": backend, "clients": clients, **many}
     row["single_p50_ms"], row["single_answers_per_s"] = one["p50_ms"], one["answers_per_s"]
     if one["answers_per_s"] and not math.isnan(many["answers_per_s"]):
@@ -301,10 +303,11 @@ def model_bound(settings):
 
 
 def measure_concurrency(
-    settings, questions: list[str], clients: int, single: int, per_client: int, llama_server: str | None = None
+    settings, questions: list[str], clients: int, per_client: int, llama_server: str | None = None
 ) -> dict:
-    """Every backend that can run here, one row each (see the module docstring); the pipeline is loaded once and
-    its embedder, index and reader shared."""
+    """Every backend that can run here, one row each (see the module docstring), each on the first
+    `clients` x `per_client` questions; the pipeline is loaded once and its embedder, index and reader shared."""
+    questions = cycle(questions, clients * per_client)
     import httpx
 
     from rag.generation import resolve_model_path
@@ -334,8 +337,7 @@ def measure_concurrency(
         with _Server(settings, pipeline, settings.queue_size) as base:
             rows.append(
                 measure_backend(
-                    name, http_ask, lambda: httpx.Client(base_url=base, timeout=600), questions, clients, single,
-                    per_client, local, how,
+                    name, http_ask, lambda: httpx.Client(base_url=base, timeout=600), questions, clients, local, how
                 )
             )  # fmt: skip
 
@@ -354,11 +356,7 @@ def measure_concurrency(
             counter = CountingGenerator(RemoteGenerator(remote_settings.generation))
             pipeline = Pipeline(remote_settings, configured.embedder, configured.index, counter)
             try:
-                rows.append(
-                    measure_backend(
-                        name, pipeline_ask(pipeline), object, questions, clients, single, per_client, counter, how
-                    )
-                )
+                rows.append(measure_backend(name, pipeline_ask(pipeline), object, questions, clients, counter, how))
             finally:
                 counter.inner.close()
 
