@@ -191,7 +191,8 @@ def concurrency_results() -> dict:
     failing = dict(row, backend="llama-cpp-python server", busy_503=0, errors=2, first_error="ModelError: cut",
                    p95_ms=float("nan"))  # fmt: skip
     return {"date": "2026-12-07 00:00", "machine": "2 CPUs", "concurrency_clients": 4, "queue_size": 4,
-            "llama_threads": 2, "concurrency": [row, failing], "llama_server": "not measured: no llama-server"}  # fmt: skip
+            "llama_threads": 2, "concurrency": [row, failing],
+            "llama_server": "not measured: no llama-server"}  # fmt: skip
 
 
 def test_report_has_a_row_per_backend_and_notes_for_503s_and_errors():

@@ -158,8 +158,8 @@ def measure_backend(
     shared round-robin by `clients` started together, so both timed passes ask the same questions in the same state.
 
     Why the warm pass covers every question: answers differ by question far more than by backend (on this 2-core
-    machine under load, 2.6-16 s for one question depending on what the model's cache held, 4 s for the next), and a first
-    question refused before the model warms nothing."""
+    machine under load, 2.6-16 s for one question depending on what the model's cache held, 4 s for the next),
+    and a first question refused before the model warms nothing."""
     progress(
         f"concurrency: {backend}: {len(questions)} question(s) x 3: warm-up, 1 client, {clients} client(s) at once"
     )

@@ -223,8 +223,8 @@ def concurrency_table(results: dict) -> list[str]:
         "",
         f"## Concurrent clients ({_fmt(results.get('concurrency_clients', '?'))} at once)",
         "",
-        f"Queue size {_fmt(results.get('queue_size', '?'))}; llama.cpp threads {_fmt(results.get('llama_threads', '?'))}"
-        " on every backend; latency is per answered request, client side; answers/s over the wall time of the "
+        f"Queue size {_fmt(results.get('queue_size', '?'))}; llama.cpp threads "
+        f"{_fmt(results.get('llama_threads', '?'))} on every backend; latency is per answered request, client side; answers/s over the wall time of the "
         "concurrent run; speed-up is answers/s against one client asking alone.",
         "",
         CONCURRENCY_HEAD,
