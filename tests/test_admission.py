@@ -82,6 +82,29 @@ def test_a_waiter_that_leaves_keeps_the_others_in_order_and_a_turn_handed_to_a_l
     assert order == ["c"] and admission.admitted == 0 and not admission.running
 
 
+def test_a_slot_released_while_it_waits_is_never_handed_the_turn():
+    async def scenario():
+        admission = Admission(waiting=2)
+        running = admission.admit()
+        await running.__aenter__()
+        closed, nxt = admission.admit(), admission.admit()
+        waiting = asyncio.create_task(closed.__aenter__())
+        after = asyncio.create_task(nxt.__aenter__())
+        await _until(lambda: len(admission.queue) == 2)
+        closed.release()  # its stream was closed from outside while it waited
+        assert len(admission.queue) == 1 and admission.admitted == 2
+        running.release()
+        await after
+        assert admission.holder is nxt
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        nxt.release()
+        return admission
+
+    admission = asyncio.run(scenario())
+    assert admission.admitted == 0 and not admission.running and not admission.queue
+
+
 def test_requests_over_http_are_answered_in_arrival_order_whatever_the_route():
     """/ask and /ask/stream interleaved behind a slow answer: the pipeline starts them in the order they came."""
     pipeline = api_pipeline(delay=0.05)

@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import stat
+import subprocess
 import sys
 import threading
 import time
@@ -214,3 +215,26 @@ def test_report_has_a_row_per_backend_and_notes_for_503s_and_errors():
 
 def test_reports_without_concurrency_rows_have_no_such_section():
     assert "Concurrent clients" not in report.render_markdown({"date": "d"})
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)  # the real models, and llama-cpp-python's server in a child process
+def test_quick_concurrency_bench_end_to_end(tmp_path):
+    from .conftest import ROOT
+
+    out = tmp_path / "bench.md"
+    proc = subprocess.run(
+        [sys.executable, "-m", "rag.cli", "bench", "--concurrency", "2", "--quick", "--json", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(proc.stdout.strip().splitlines()[-1])
+    rows = {row["backend"]: row for row in results["concurrency"]}
+    assert {"in-process, as configured", "in-process", "llama-cpp-python server"} <= set(rows)
+    for row in rows.values():
+        assert row["answered"] == row["requests"] == 2 and row["errors"] == 0, row
+    assert rows["in-process"]["model_calls_per_answer"] > 0
+    assert "## Concurrent clients (2 at once)" in out.read_text("utf-8")

@@ -149,6 +149,14 @@ class Admission:
                 heapq.heapify(self.queue)
             raise
 
+    def withdraw(self, slot: Slot) -> None:
+        """`slot` is released while still waiting (its stream closed from outside): out of the queue, so the turn
+        is never handed to a request that will not use it; its waiting task gets CancelledError."""
+        for entry in [e for e in self.queue if e[2] is slot]:
+            self.queue.remove(entry)
+            heapq.heapify(self.queue)
+            entry[1].cancel()
+
     def leave(self, slot: Slot) -> None:
         """`slot` is done with the model: the turn goes to the earliest-admitted waiting slot."""
         if self.holder is not slot:
@@ -200,6 +208,8 @@ class Slot:
         if self.holds_turn:
             self.holds_turn = False
             self.admission.leave(self)
+        else:
+            self.admission.withdraw(self)
         if not self.released:
             self.released = True
             self.admission.admitted -= 1

@@ -159,8 +159,13 @@ def run_ann_only(settings, size: int) -> dict:
 def run_concurrency_only(settings, clients: int, quick: bool = False, llama_server: str | None = None) -> dict:
     """`rag bench --concurrency N`: N clients at once against each generation backend (rag_eval/bench/concurrency.py).
     Full: N x 2 questions per backend (each asked three times: warm-up, one client, N clients); quick: N x 1."""
+    import signal
+    import threading
+
     from rag_eval.bench.concurrency import measure_concurrency
 
+    if threading.current_thread() is threading.main_thread():  # killed (timeout, CI): stop the servers it started
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
     t0 = time.perf_counter()
     results: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{os.cpu_count()} CPUs", "quick": quick}
     loads = {"start": load_average()}
