@@ -16,10 +16,10 @@ Concurrency: one llama.cpp context can serve one request at a time. `Admission` 
 of an ever-growing backlog. Waiting requests get the model in the order they were admitted (a ticket
 each; see `Admission` for why not a lock), and Retry-After is (waiting + 1) x the median time of the
 last 20 completed answers, not a constant: the same 12 SmolLM2 answers took 0.9 to over 3 s on this
-2-core machine depending on its load (rag/generation_remote.py), a bigger model takes many times that,
-and a deep queue multiplies it. Admission state is
-only touched on the event loop, so it needs no lock. The chat page opens its answers with `open_stream`
-too, so the limit and the order hold for both.
+2-core machine depending on its load (rag/generation_remote.py), one question 2.6 to 16 s depending on
+what the model's cache held (rag_eval/bench/concurrency.py), a bigger model takes many times that, and a
+deep queue multiplies it. Admission state is only touched on the event loop, so it needs no lock. The
+chat page opens its answers with `open_stream` too, so the limit and the order hold for both.
 
 A non-streamed answer whose client disconnects stops too: waiting, it leaves the queue at once;
 running, the pipeline's generator is closed at its next event (a token, ~30 ms), so the model is
