@@ -238,3 +238,99 @@ def test_quick_concurrency_bench_end_to_end(tmp_path):
         assert row["answered"] == row["requests"] == 2 and row["errors"] == 0, row
     assert rows["in-process"]["model_calls_per_answer"] > 0
     assert "## Concurrent clients (2 at once)" in out.read_text("utf-8")
+
+
+# --- the whole run, with fake pipelines and a stand-in server ------------------------------------------------
+
+
+class FakeGenerator:
+    model_name = "fake.gguf"
+    is_small = True
+
+    def __init__(self, *_):
+        self.closed = False
+
+    def generate(self, messages, grammar, max_tokens):
+        yield "x"
+
+    def close(self):
+        self.closed = True
+
+
+class LoadedPipeline(fakes.FakePipeline):
+    """Pipeline's constructor and `load`; the model is called only when the settings say RAG_READER=off."""
+
+    def __init__(self, settings=None, embedder=None, index=None, generator=None, reader=None):
+        super().__init__(answer=lambda q: fakes.refusal(q), info={"mode": "extractive", "model": "fake.gguf"})
+        self.settings, self.embedder, self.index, self.generator, self.reader = (
+            settings, embedder, index, generator, reader,
+        )  # fmt: skip
+
+    @classmethod
+    def load(cls, settings, with_generator=False):
+        return cls(settings, "embedder", "index", FakeGenerator(), "reader")
+
+    def _model(self):
+        if self.settings.reader == "off":
+            list(self.generator.generate([], None, 4))
+
+    def ask_stream(self, question, k=None):
+        self._model()
+        yield from super().ask_stream(question, k)
+
+    def ask(self, question, k=None):
+        self._model()
+        return super().ask(question, k)
+
+
+@pytest.fixture
+def fake_backends(monkeypatch, tmp_path):
+    import rag.generation
+    import rag.generation_remote
+    import rag.pipeline
+
+    monkeypatch.setattr(rag.pipeline, "Pipeline", LoadedPipeline)
+    monkeypatch.setattr(rag.generation_remote, "RemoteGenerator", FakeGenerator)
+    monkeypatch.setattr(rag.generation, "resolve_model_path", lambda _: tmp_path / "m.gguf")
+    monkeypatch.delenv(conc.LLAMA_SERVER_ENV, raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    (tmp_path / "www" / "v1").mkdir(parents=True)
+    (tmp_path / "www" / "v1" / "models").write_text("{}")  # what the readiness probe asks for
+
+    def serve(model, port, threads, n_ctx):  # stands in for llama-cpp-python's server
+        return [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory",
+                str(tmp_path / "www")]  # fmt: skip
+
+    monkeypatch.setattr(conc, "llama_cpp_server_command", serve)
+    return monkeypatch
+
+
+def test_every_backend_that_can_run_has_a_row_and_the_model_is_made_to_answer(fake_backends):
+    results = conc.measure_concurrency(Settings(), ["q0?", "q1?", "q2?"], clients=2, per_client=1)
+    rows = {row["backend"]: row for row in results["concurrency"]}
+    assert list(rows) == ["in-process, as configured", "in-process", "llama-cpp-python server"]
+    assert all(row["answered"] == row["requests"] == 2 and row["errors"] == 0 for row in rows.values()), rows
+    assert rows["in-process, as configured"]["model_calls_per_answer"] == 0  # the reader answers alone
+    assert rows["in-process"]["model_calls_per_answer"] == rows["llama-cpp-python server"]["model_calls_per_answer"]
+    assert rows["in-process"]["model_calls_per_answer"] == 1
+    assert results["llama_server"].startswith("not measured") and results["concurrency_clients"] == 2
+    assert "--interrupt_requests false" in rows["llama-cpp-python server"]["how"]
+
+
+def test_a_backend_that_does_not_start_is_a_row_saying_why_and_the_others_still_count(fake_backends):
+    fake_backends.setattr(conc, "llama_cpp_server_command", lambda *_: [sys.executable, "-c", "print('no sse')"])
+    results = conc.measure_concurrency(Settings(reader="off"), ["q0?"], clients=1, per_client=1)
+    rows = {row["backend"]: row for row in results["concurrency"]}
+    assert list(rows) == ["in-process, as configured", "llama-cpp-python server"]  # reader off: one in-process row
+    assert rows["in-process, as configured"]["answered"] == 1
+    assert (
+        rows["llama-cpp-python server"]["how"].startswith("not measured:")
+        and "no sse" in rows["llama-cpp-python server"]["how"]
+    )
+    text = report.render_markdown(results)
+    assert "| llama-cpp-python server | 1 | n/a / n/a |" in text
+
+
+def test_a_wrong_llama_server_path_fails_before_anything_is_measured(fake_backends, tmp_path):
+    with pytest.raises(SystemExit, match="not found"):
+        conc.measure_concurrency(Settings(), ["q0?"], clients=1, per_client=1, llama_server=str(tmp_path / "nope"))

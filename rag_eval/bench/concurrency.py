@@ -307,7 +307,6 @@ def measure_concurrency(
 ) -> dict:
     """Every backend that can run here, one row each (see the module docstring), each on the first
     `clients` x `per_client` questions; the pipeline is loaded once and its embedder, index and reader shared."""
-    questions = cycle(questions, clients * per_client)
     import httpx
 
     from rag.generation import resolve_model_path
@@ -317,6 +316,8 @@ def measure_concurrency(
 
     if settings.llm_url:
         raise SystemExit("rag bench --concurrency starts its own generation servers: unset RAG_LLM_URL")
+    binary = find_llama_server(llama_server)  # a wrong --llama-server fails now, not after the other backends
+    questions = cycle(questions, clients * per_client)
     progress("concurrency: loading the pipeline (embedder, index, model, reader)")
     configured = Pipeline.load(settings, with_generator=True)
     local = CountingGenerator(configured.generator)
@@ -351,7 +352,14 @@ def measure_concurrency(
         )
 
     def remote(name: str, command: list[str], port: int, ready_path: str, how: str) -> None:
-        with ServerProcess(command, port, ready_path) as url:
+        server = ServerProcess(command, port, ready_path)
+        try:
+            url = server.__enter__()
+        except RuntimeError as exc:  # the other backends' figures still count: the row says why this one has none
+            progress(f"concurrency: {name} did not start: {exc}")
+            rows.append({"backend": name, "clients": clients, "how": f"not measured: {str(exc)[:300]}"})
+            return
+        try:
             remote_settings = bound.model_copy(update={"llm_url": url})
             counter = CountingGenerator(RemoteGenerator(remote_settings.generation))
             pipeline = Pipeline(remote_settings, configured.embedder, configured.index, counter)
@@ -359,6 +367,8 @@ def measure_concurrency(
                 rows.append(measure_backend(name, pipeline_ask(pipeline), object, questions, clients, counter, how))
             finally:
                 counter.inner.close()
+        finally:
+            server.stop()
 
     port = free_port()
     remote(
@@ -369,7 +379,6 @@ def measure_concurrency(
         f"RAG_LLM_URL, {clients} threads calling pipeline.ask at once (as {clients} replicas), "
         "--interrupt_requests false",
     )
-    binary = find_llama_server(llama_server)
     if binary is None:
         results["llama_server"] = f"not measured: no llama-server on PATH (--llama-server or {LLAMA_SERVER_ENV})"
     else:

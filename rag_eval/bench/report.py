@@ -231,7 +231,8 @@ def concurrency_table(results: dict) -> list[str]:
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for r in rows:
-        cells = [r.get("backend", "?"), r.get("clients"), f"{_fmt(r.get('answered'))} / {_fmt(r.get('requests'))}"]
+        counts = f"{_fmt(r.get('answered', math.nan))} / {_fmt(r.get('requests', math.nan))}"
+        cells = [r.get("backend", "?"), r.get("clients", math.nan), counts]
         cells += [r.get(k, math.nan) for k in ("busy_503", "errors", "p50_ms", "p95_ms", "answers_per_s")]
         cells += [r.get(k, math.nan) for k in ("single_p50_ms", "single_answers_per_s", "speedup")]
         cells += [r.get("model_calls_per_answer", math.nan), r.get("how", "")]
