@@ -217,7 +217,8 @@ COMMANDS = {  # name: (one-line help, what it reads and writes: the --help descr
     "bench": (
         "measure speed and memory, against raw llama.cpp",
         f"Reads the index folder and {MODEL}, and builds throwaway indexes in a temp folder; writes the markdown "
-        "report (--out, default eval/runs/bench-<time>/bench.md). " + FOLDERS,
+        "report (--out, default eval/runs/bench-<time>/bench.md). --concurrency starts generation servers on "
+        "free loopback ports and stops them after. " + FOLDERS,
     ),
 }
 ANSWERING = ("index", "retrieval", "generation", "answering")

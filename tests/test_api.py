@@ -285,7 +285,7 @@ def test_client_disconnect_mid_stream_closes_the_generator_and_frees_the_slot():
     assert sent[0]["status"] == 200
     assert not any(b"event: answer" in m.get("body", b"") for m in sent)
     assert pipeline.closed == 1
-    assert service.admission.admitted == 0 and not service.admission.turn.locked()
+    assert service.admission.admitted == 0 and not service.admission.running
 
 
 # --- admission and concurrency ---------------------------------------------------------------------------------

@@ -239,7 +239,7 @@ def test_a_running_answer_stops_when_its_client_disconnects(path):
 
     asyncio.run(scenario())
     assert pipeline.closed == 1 and "answer" not in pipeline.emitted and pipeline.emitted.count("token") < len(TOKENS)
-    assert not admission.turn.locked()
+    assert not admission.running
 
 
 def test_a_queued_request_whose_client_left_frees_its_slot_at_once():

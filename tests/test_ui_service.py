@@ -43,7 +43,7 @@ def last_reply(steps: list[tuple]) -> str:
 
 
 def assert_free(service: RagService) -> None:
-    assert service.admission.admitted == 0 and not service.admission.turn.locked()
+    assert service.admission.admitted == 0 and not service.admission.running
 
 
 # --- busy: one admission for the API and the chat ---------------------------------------------------------------
@@ -68,6 +68,7 @@ def test_the_chat_is_told_busy_and_keeps_the_conversation():
     held = [chat.service.admission.admit() for _ in range(chat.service.admission.capacity)]
     steps = ask(chat)
     assert BUSY_MESSAGE in last_reply(steps) and "rag-error" in last_reply(steps)
+    assert "The wait is about 6 s." in last_reply(steps)  # 2 waiting (none at the model yet) + 1, x 2 s
     assert fake.calls == [] and chat.service.admission.admitted == len(held)
     stored = steps[-1][4]
     assert stored != gr.update() and "c1" in str(stored)  # the turn is kept, so the question can be asked again

@@ -120,8 +120,9 @@ async def answer_events(service: RagService, question: str, history: Sequence[di
     except StillLoading:
         yield "loading", None
         return
-    except ServerBusy:  # every slot taken, by the API or other chats: what the API answers with 503
-        yield "error", BUSY_MESSAGE
+    except ServerBusy as busy:  # every slot taken, by the API or other chats: what the API answers with 503
+        wait = f" The wait is about {busy.retry_after} s." if busy.retry_after else ""
+        yield "error", BUSY_MESSAGE + wait  # the API's Retry-After: the queue x recent answer times
         return
     except Exception as exc:  # noqa: BLE001 - a rejected question, the load error: a chat message
         yield "error", _explain(exc)

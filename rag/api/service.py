@@ -13,8 +13,13 @@ assignment of `state`, so a request keeps the pipeline it started with.
 
 Concurrency: one llama.cpp context can serve one request at a time. `Admission` lets in at most
 `queue_size` waiting requests plus the one running; any more get 503 + Retry-After at once instead
-of an ever-growing backlog. Admission state is only touched on the event loop, so it needs no lock.
-The chat page opens its answers with `open_stream` too, so the limit holds for both.
+of an ever-growing backlog. Waiting requests get the model in the order they were admitted (a ticket
+each; see `Admission` for why not a lock), and Retry-After is (waiting + 1) x the median time of the
+last 20 completed answers, not a constant: the same 12 SmolLM2 answers took 0.9 to over 3 s on this
+2-core machine depending on its load (rag/generation_remote.py), one question 2.6 to 16 s depending on
+what the model's cache held (rag_eval/bench/concurrency.py), a bigger model takes many times that, and a
+deep queue multiplies it. Admission state is only touched on the event loop, so it needs no lock. The
+chat page opens its answers with `open_stream` too, so the limit and the order hold for both.
 
 A non-streamed answer whose client disconnects stops too: waiting, it leaves the queue at once;
 running, the pipeline's generator is closed at its next event (a token, ~30 ms), so the model is
@@ -25,9 +30,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import logging
+import math
+import statistics
 import threading
+import time
 import unicodedata
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -45,7 +56,9 @@ log = logging.getLogger("rag.api")
 Loader = Callable[[Any], Any]  # settings -> pipeline
 Disconnected = Callable[[], Awaitable[None]]  # returns when the client has gone away
 INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"}  # controls, format (zero-width), unassigned, spaces
-BUSY_RETRY_AFTER_S = 2  # about one answer's time with the default model
+DEFAULT_ANSWER_S = 2.0  # the answer time Retry-After assumes before any answer was timed
+RECENT_ANSWERS = 20  # answers the Retry-After median is taken over
+MAX_RETRY_AFTER_S = 600
 LOADING_RETRY_AFTER_S = 5
 
 
@@ -74,48 +87,129 @@ def load_pipeline(settings):
 
 
 class Admission:
-    """Bounded admission: `capacity` requests inside (one at the model, the rest waiting their turn)."""
+    """Bounded, first-come-first-served admission: `capacity` requests inside (one at the model, the rest
+    waiting their turn in the order they were admitted), and a Retry-After estimated from recent answers.
 
-    def __init__(self, waiting: int):
+    Why not an `asyncio.Lock`: it is FIFO in the order `acquire()` is called, and a streamed answer only
+    calls it when its response body starts, a few event-loop steps after it was admitted, so an /ask that
+    arrived later could go first. Here each slot takes a ticket when it is admitted, and the model's turn
+    passes to the waiting slot with the lowest ticket. A slot that was admitted but is not yet waiting never
+    holds the model up: the turn goes to whoever is waiting (or stays free until someone comes)."""
+
+    def __init__(self, waiting: int, clock: Callable[[], float] = time.monotonic):
         self.capacity = waiting + 1
         self.admitted = 0
-        self.turn = asyncio.Lock()
+        self.holder: Slot | None = None  # the slot at the model; None means nobody waits either
+        self.queue: list[tuple[int, asyncio.Future, Slot]] = []  # heap by ticket
+        self.tickets = itertools.count()
+        self.answer_s: deque[float] = deque(maxlen=RECENT_ANSWERS)  # turn time of the last completed answers
+        self.clock = clock
+
+    @property
+    def running(self) -> bool:
+        return self.holder is not None
 
     def admit(self) -> Slot:
         """A slot, or `ServerBusy` (503 + Retry-After from the API, "busy" in the chat) when all are taken."""
         if self.admitted >= self.capacity:
             raise ServerBusy(
-                f"server busy: {self.capacity} requests already admitted; retry later", retry_after=BUSY_RETRY_AFTER_S
+                f"server busy: {self.capacity} requests already admitted; retry later", retry_after=self.retry_after()
             )
         self.admitted += 1
-        return Slot(self)
+        return Slot(self, next(self.tickets))
+
+    def answer_time(self) -> float:
+        """Median seconds a recent answer held the model (the last `RECENT_ANSWERS`), or the default before any."""
+        return statistics.median(self.answer_s) if self.answer_s else DEFAULT_ANSWER_S
+
+    def retry_after(self) -> int:
+        """Whole seconds until the requests inside now are answered: (waiting + the running one) x the median
+        answer time, so a client that comes back then is admitted and starts at once. At least 1, at most
+        `MAX_RETRY_AFTER_S`."""
+        waiting = self.admitted - (1 if self.holder is not None else 0)
+        estimate = (waiting + 1) * self.answer_time()
+        return max(1, min(MAX_RETRY_AFTER_S, math.ceil(estimate)))
+
+    def record(self, seconds: float) -> None:
+        self.answer_s.append(seconds)
+
+    async def enter(self, slot: Slot) -> None:
+        """Return once `slot` holds the model's turn: at once when nobody holds it, else in ticket order."""
+        if self.holder is None:
+            self._give(slot)
+            return
+        future = asyncio.get_running_loop().create_future()
+        entry = (slot.ticket, future, slot)
+        heapq.heappush(self.queue, entry)
+        try:
+            await future
+        except BaseException:  # cancelled (client gone): out of the queue; a turn just handed over is passed on
+            if entry in self.queue:
+                self.queue.remove(entry)
+                heapq.heapify(self.queue)
+            raise
+
+    def withdraw(self, slot: Slot) -> None:
+        """`slot` is released while still waiting (its stream closed from outside): out of the queue, so the turn
+        is never handed to a request that will not use it; its waiting task gets CancelledError."""
+        for entry in [e for e in self.queue if e[2] is slot]:
+            self.queue.remove(entry)
+            heapq.heapify(self.queue)
+            entry[1].cancel()
+
+    def leave(self, slot: Slot) -> None:
+        """`slot` is done with the model: the turn goes to the earliest-admitted waiting slot."""
+        if self.holder is not slot:
+            return
+        self.holder = None
+        while self.queue:
+            _, future, waiter = heapq.heappop(self.queue)
+            if not future.done():
+                self._give(waiter)
+                future.set_result(None)
+                return
+
+    def _give(self, slot: Slot) -> None:
+        self.holder = slot
+        slot.holds_turn = True
+        slot.started = self.clock()
 
 
 class Slot:
     """One admitted request. `async with` waits for the model's turn; `release()` is idempotent so the
-    stream response can free a slot whose generator never started."""
+    stream response can free a slot whose generator never started. `answered()` records how long the turn
+    took, for Retry-After (only completed answers count: a failure or a client gone early says nothing)."""
 
-    def __init__(self, admission: Admission):
+    def __init__(self, admission: Admission, ticket: int):
         self.admission = admission
+        self.ticket = ticket
         self.holds_turn = False
         self.released = False
+        self.started = 0.0
+        self.recorded = False
 
     async def __aenter__(self) -> Slot:
         try:
-            await self.admission.turn.acquire()
+            await self.admission.enter(self)
         except BaseException:  # cancelled while waiting (client gone): leave the queue
             self.release()
             raise
-        self.holds_turn = True
         return self
 
     async def __aexit__(self, *exc) -> None:
         self.release()
 
+    def answered(self) -> None:
+        if self.holds_turn and not self.recorded:
+            self.recorded = True
+            self.admission.record(self.admission.clock() - self.started)
+
     def release(self) -> None:
         if self.holds_turn:
             self.holds_turn = False
-            self.admission.turn.release()
+            self.admission.leave(self)
+        else:
+            self.admission.withdraw(self)
         if not self.released:
             self.released = True
             self.admission.admitted -= 1
@@ -240,7 +334,10 @@ class RagService:
 
         async def answer():
             async with slot:  # cancelled while waiting for the turn: the slot is freed at once
-                return await run_in_threadpool(_consume, pipeline, question, k, stop)
+                result = await run_in_threadpool(_consume, pipeline, question, k, stop)
+                if result is not None:
+                    slot.answered()
+                return result
 
         work = asyncio.ensure_future(answer())
         watcher = asyncio.ensure_future(disconnected()) if disconnected else None
@@ -317,6 +414,8 @@ class AnswerStream:
             async with self.slot:  # cancelled while waiting for the turn: the slot is freed at once
                 self.generator = self.pipeline.ask_stream(self.question, self.k)
                 while (event := await run_in_threadpool(next, self.generator, _END)) is not _END:
+                    if isinstance(event, AnswerEvent):
+                        self.slot.answered()
                     yield event
         finally:
             self.close()

@@ -10,5 +10,6 @@ unless the report says so.
     retrieval   search latency at the seed, synthetic and scaled sizes; ingest rate
     generation  TTFT, tokens/s, overhead against raw llama-cpp-python, prompt work, threads
     server      /ask latency over HTTP, one and several clients
+    concurrency `--concurrency N`: N clients at once in-process and through RAG_LLM_URL (servers it starts)
     report      the markdown table, targets, findings and `--json`
 """

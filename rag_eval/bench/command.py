@@ -156,6 +156,30 @@ def run_ann_only(settings, size: int) -> dict:
     return results
 
 
+def run_concurrency_only(settings, clients: int, quick: bool = False, llama_server: str | None = None) -> dict:
+    """`rag bench --concurrency N`: N clients at once against each generation backend (rag_eval/bench/concurrency.py).
+    Full: N x 2 questions per backend (each asked three times: warm-up, one client, N clients); quick: N x 1."""
+    import signal
+    import threading
+
+    from rag_eval.bench.concurrency import measure_concurrency
+
+    if threading.current_thread() is threading.main_thread():  # killed (timeout, CI): stop the servers it started
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+    t0 = time.perf_counter()
+    results: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{os.cpu_count()} CPUs", "quick": quick}
+    loads = {"start": load_average()}
+    ensure_index(settings)
+    per_client = 1 if quick else 2
+    results.update(measure_concurrency(settings, load_question_texts(), clients, per_client, llama_server))
+    loads["end"] = load_average()
+    results["load_average"], results["stage_seconds"] = loads, {"concurrency": round(time.perf_counter() - t0)}
+    results["bench_peak_rss_mb"] = rss_mb()
+    results["bench_seconds"] = round(time.perf_counter() - t0, 1)
+    results["notes"] = findings(results)
+    return results
+
+
 def ensure_index(settings) -> None:
     """The cold-start child loads the seed index from settings.index_dir: build it first on a fresh clone."""
     from rag.index import IndexError_, VectorIndex
@@ -217,6 +241,18 @@ def add_arguments(parser) -> None:
         f"{QUICK.ann_size:,} with --quick)",
     )
     parser.add_argument(
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help="measure only N concurrent clients against each backend: in-process /ask, llama-cpp-python's server "
+        "and llama-server (when found) through RAG_LLM_URL; latency p50/p95, answers/s, 503s, errors",
+    )
+    parser.add_argument(
+        "--llama-server",
+        metavar="PATH",
+        help="llama.cpp's llama-server binary for --concurrency (default: $RAG_BENCH_LLAMA_SERVER, then PATH)",
+    )
+    parser.add_argument(
         "--ann-only",
         action="store_true",
         help="measure only the HNSW index (recall@10 against exact, p50 search) at --ann-size",
@@ -232,7 +268,12 @@ def run_command(args) -> int:
     ann_size = getattr(args, "ann_size", None)
     if ann_size is not None and ann_size < 1000:
         raise SystemExit("rag bench: --ann-size must be at least 1000")
-    if getattr(args, "ann_only", False):
+    clients = getattr(args, "concurrency", None)
+    if clients is not None and not 1 <= clients <= 64:
+        raise SystemExit("rag bench: --concurrency must be between 1 and 64")
+    if clients is not None:
+        results = run_concurrency_only(settings, clients, args.quick, getattr(args, "llama_server", None))
+    elif getattr(args, "ann_only", False):
         results = run_ann_only(settings, ann_size or plan.ann_size)
     else:
         results = run_bench(settings, plan, quick=args.quick, ann_size=ann_size)

@@ -201,10 +201,45 @@ def render_markdown(results: dict) -> str:
         lines.append(
             f"| {label.format_map(_Default(ctx))} | {_fmt(results[key])} | {target} | {how.format_map(_Default(ctx))} |"
         )
+    lines += concurrency_table(results)
     notes = results.get("notes") or []
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
+
+
+CONCURRENCY_HEAD = (
+    "| backend | clients | answered / requests | 503 | errors | p50 (ms) | p95 (ms) | answers/s | 1 client: p50 (ms) "
+    "| 1 client: answers/s | speed-up | model calls per answer | how |"
+)
+
+
+def concurrency_table(results: dict) -> list[str]:
+    """`rag bench --concurrency N`'s rows (rag_eval/bench/concurrency.py), one per backend; nothing without them."""
+    rows = results.get("concurrency")
+    if not rows:
+        return []
+    lines = [
+        "",
+        f"## Concurrent clients ({_fmt(results.get('concurrency_clients', '?'))} at once)",
+        "",
+        f"Queue size {_fmt(results.get('queue_size', '?'))}; llama.cpp threads "
+        f"{_fmt(results.get('llama_threads', '?'))} on every backend; latency is per answered request, client side; answers/s over the wall time of the "
+        "concurrent run; speed-up is answers/s against one client asking alone.",
+        "",
+        CONCURRENCY_HEAD,
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    for r in rows:
+        counts = f"{_fmt(r.get('answered', math.nan))} / {_fmt(r.get('requests', math.nan))}"
+        cells = [r.get("backend", "?"), r.get("clients", math.nan), counts]
+        cells += [r.get(k, math.nan) for k in ("busy_503", "errors", "p50_ms", "p95_ms", "answers_per_s")]
+        cells += [r.get(k, math.nan) for k in ("single_p50_ms", "single_answers_per_s", "speedup")]
+        cells += [r.get("model_calls_per_answer", math.nan), r.get("how", "")]
+        lines.append("| " + " | ".join(_fmt(c) for c in cells) + " |")
+    if results.get("llama_server") and not any(r.get("backend") == "llama-server" for r in rows):
+        lines += ["", f"llama-server: {results['llama_server']}."]
+    return lines
 
 
 def _json_safe(value):
@@ -264,6 +299,17 @@ def findings(r: dict) -> list[str]:
             f"llama.cpp decoding: {_fmt(one)} ms/token on 1 thread vs {_fmt(many)} on {r.get('cpus')} "
             f"(the pipeline runs {r.get('llama_threads')})."
         )
+    for row in r.get("concurrency") or []:
+        if row.get("errors"):
+            notes.append(
+                f"{row['backend']}: {row['errors']} of {row['requests']} concurrent requests failed; the first: "
+                f"{row.get('first_error', '?')}"
+            )
+        if row.get("busy_503"):
+            notes.append(
+                f"{row['backend']}: {row['busy_503']} requests got 503 (queue full, RAG_QUEUE_SIZE="
+                f"{r.get('queue_size', '?')}): each client retried nothing, so they count as not answered."
+            )
     loads = r.get("load_average", {})
     if loads and max(loads.values()) > 0.5:
         notes.append(
