@@ -54,6 +54,8 @@ class ReaderExtractive(_Prompting):
         self.reader = reader
         self.read_k = answering.reader_k
         self.candidates = answering.reader_candidates
+        # one candidate: every reply is the reader's span (`Plan.fixed`), so the generator is never called
+        self.generates = self.candidates > 1
         self.threshold = reader.threshold if answering.reader_threshold is None else answering.reader_threshold
         # the names rule, fitted with the threshold (rag_eval/fit_reader.py --refit)
         self.require_names = reader.require_names
