@@ -11,7 +11,7 @@ from rag.ann import Layout
 from rag.answering import Answerer, Prepared
 from rag.contract import Answer, StreamEvent
 from rag.documents import Corpus, raise_empty, scan_corpus
-from rag.embedding import Embedder, SentenceTransformerEmbedder
+from rag.embedding import Embedder, open_embedder
 from rag.fitted import AnsweringModel
 from rag.generation import Generator
 from rag.index import IngestReport, VectorIndex, changed_documents, chunk_settings, ingest
@@ -28,7 +28,7 @@ WARM_PASSAGE = "The documents say what they say about this, in a sentence the re
 
 
 def load_embedder(settings: Settings, show_progress: bool = False) -> Embedder:
-    return SentenceTransformerEmbedder(settings.index, show_progress)
+    return open_embedder(settings.index, show_progress)
 
 
 def load_generator(settings: Settings) -> Generator:
@@ -68,7 +68,13 @@ def load_reader(settings: Settings, generator: Generator | None):
     from rag.reader import ReaderModel
 
     # the adapters fit the bundled encoder only, whatever RAG_EMBEDDER_PATH says
-    return ReaderModel.load(Templates(settings.prompts_dir), bundled_embedder_path(), threads=settings.embed_threads)
+    return ReaderModel.load(
+        Templates(settings.prompts_dir),
+        bundled_embedder_path(),
+        threads=settings.embed_threads,
+        runtime=settings.encoder_runtime,
+        cache_dir=settings.onnx_cache_dir,
+    )
 
 
 def build_strategy(
