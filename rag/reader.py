@@ -287,7 +287,7 @@ class ReaderModel:
         if meta.get("format") != FORMAT:
             raise TemplateError(f"{READER_FILE}: expected format {FORMAT}, found {meta.get('format')!r}")
         key = encoder.weights_key(
-            [base / "config.json", base / "model.safetensors"], extra=hashlib.sha256(data).digest()
+            [base / "config.json", base / "model.safetensors"], cache_dir, extra=hashlib.sha256(data).digest()
         )
 
         def export(path: Path) -> None:

@@ -39,6 +39,31 @@ def test_reader_windows_are_the_training_tokenizers():
     assert len(reader.tokenizer.encode(long_question).ids) == len(tokenizer_for(base)(long_question)["input_ids"])
 
 
+def test_an_export_is_named_by_the_weights_hash_and_the_hash_is_remembered(tmp_path):
+    """Other weights, another export name; the same file (size and mtime unchanged) is not hashed again."""
+    import json
+    import os
+
+    from rag.encoder import DIGESTS, _file_digest, weights_key
+
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"a" * 1000)
+    first = weights_key([weights], tmp_path / "cache")
+    assert first == weights_key([weights], tmp_path / "cache")
+    assert weights_key([weights], tmp_path / "cache", extra=b"reader") != first
+    book = json.loads((tmp_path / "cache" / DIGESTS).read_text())
+    assert list(book) == [str(weights.resolve())]
+    _file_digest.cache_clear()
+    book[str(weights.resolve())]["sha256"] = "remembered"  # the book is trusted while size and mtime hold
+    (tmp_path / "cache" / DIGESTS).write_text(json.dumps(book))
+    assert weights_key([weights], tmp_path / "cache") != first
+    weights.write_bytes(b"b" * 1000)
+    os.utime(weights, ns=(1, 1))  # new content, same size: the mtime differs, so it is hashed again
+    changed = weights_key([weights], tmp_path / "cache")
+    assert changed != first and changed == weights_key([weights], tmp_path / "other")  # hashed, not remembered
+    assert json.loads((tmp_path / "cache" / DIGESTS).read_text())[str(weights.resolve())]["sha256"] != "remembered"
+
+
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("onnx")
