@@ -1,4 +1,9 @@
-"""Embedders turn text into unit vectors; the real one is the bundled all-MiniLM-L6-v2, loaded offline."""
+"""Embedders turn text into unit vectors; the real one is the bundled all-MiniLM-L6-v2, loaded offline.
+
+`open_embedder` runs it under ONNX Runtime by default (rag/encoder.py: `import sentence_transformers` alone
+was 9-13 s of a ~20 s `rag serve` start on a loaded 2-core machine; the ONNX embedder loads in ~0.4 s), and
+under sentence-transformers (torch) with RAG_ENCODER_RUNTIME=torch, for other models, or if the export fails.
+"""
 
 from __future__ import annotations
 
