@@ -6,7 +6,9 @@ pulls in torch, transformers, scikit-learn and scipy) and `import torch` alone ~
 onnxruntime, tokenizers` takes 0.2-0.3 s and an ONNX session of the encoder loads in ~0.3 s. `rag serve` to /health
 "ready" went from 19.9 s to 2.0 s (median of 3, `python -m rag_eval.bench.startup`; with ui/deferred.py and the
 skipped prompt warm-up). Vectors agree with sentence-transformers' to 1e-7 (cosine 1.0000), reader spans are the
-same and margins agree to 1e-4 (tests/test_encoder_runtime.py).
+same and margins agree to 1e-4 (tests/test_encoder_runtime.py). Answering got faster too, one thread each: a query
+embedded in 6.6 ms p50 (torch 15.1), the reader over 6 passages in 89 ms p50 (torch 124), 128 chunks embedded
+for ingest in 1.5 s (torch 1.75); a serving process peaks at 523 MB RSS instead of 845.
 
 No model is downloaded: the first load exports the weights already here (the bundled all-MiniLM-L6-v2, plus
 the reader's trained layers) with torch, once, into `RAG_ONNX_CACHE_DIR` under a name holding the sha256 of the
