@@ -4,7 +4,7 @@ Why: `rag serve` spent most of its cold start importing libraries, not loading w
 (shared with an evaluation run, so every figure is inflated) `import sentence_transformers` took 9-13 s (it
 pulls in torch, transformers, scikit-learn and scipy) and `import torch` alone ~2.9 s, while `import
 onnxruntime, tokenizers` takes 0.2-0.3 s and an ONNX session of the encoder loads in ~0.3 s. `rag serve` to /health
-"ready" went from 19.9 s to 2.0 s (median of 3, `python -m rag_eval.bench.startup`; with ui/deferred.py and the
+"ready" went from 19.9 s to 2.0-2.5 s (medians of 3, `python -m rag_eval.bench.startup`; with ui/deferred.py and the
 skipped prompt warm-up). Vectors agree with sentence-transformers' to 1e-7 (cosine 1.0000), reader spans are the
 same and margins agree to 1e-4 (tests/test_encoder_runtime.py). Answering got faster too, one thread each: a query
 embedded in 6.6 ms p50 (torch 15.1), the reader over 6 passages in 89 ms p50 (torch 124), 128 chunks embedded
