@@ -162,6 +162,8 @@ class ReaderExtractive(_ReaderLed, _Prompting):
         super().__init__(templates, decider, answering.max_answer_tokens)
         templates.require(GRAMMAR)
         self._setup(reader, answering)
+        # one candidate: every reply is the reader's span (`Plan.fixed`), so the generator is never called
+        self.generates = self.candidates > 1
 
     def plan(
         self, question: Question, numbered: list[Numbered], reading: Reading | None, relevance: float

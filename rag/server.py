@@ -35,11 +35,12 @@ def run_command(args) -> int:
         # The chat page calls the pipeline directly, so it would bypass the token: leave it out.
         print("rag serve: RAG_API_TOKEN is set, so the chat page is off; the API needs the token", file=sys.stderr)
     else:
-        from ui.app import mount_ui
+        from ui.deferred import mount_ui_later
 
         # last: "/" catches every path no API route matched. The chat answers through the API's service, so
-        # it shares its admission limit, question limit and documents.
-        mount_ui(app, app.state.service)
+        # it shares its admission limit, question limit and documents. Built once the model is in, so Gradio's
+        # import (~3 s) does not delay listening or /health "ready" (ui/deferred.py).
+        mount_ui_later(app, app.state.service)
     config = uvicorn.Config(
         app,
         host=settings.host,

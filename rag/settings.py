@@ -59,7 +59,20 @@ class IndexSettings(_Group):
     )
     embed_batch_size: int = Field(32, ge=1, le=1024, description="Chunks per embedding batch.")
     embed_threads: int = Field(
-        1, ge=1, le=256, description="torch threads for the embedder; one is fastest for queries beside llama.cpp."
+        1,
+        ge=1,
+        le=256,
+        description="Threads for the embedder and the reader; one is fastest for queries beside llama.cpp.",
+    )
+    encoder_runtime: Literal["onnx", "torch"] = Field(
+        "onnx",
+        description="What runs the MiniLM encoder (embedder and reader): onnx: ONNX Runtime, no torch when serving "
+        "(`rag serve` ready in a fraction of the time), on a copy exported once with torch into RAG_ONNX_CACHE_DIR "
+        "(falls back to torch if that fails, or for an embedder that is not a mean-pooling BERT); torch: PyTorch.",
+    )
+    onnx_cache_dir: Path = Field(
+        Path.home() / ".cache" / "rag-chat" / "onnx",
+        description="Folder of the encoder's ONNX exports, each named by the sha256 of the weights it came from.",
     )
 
     chunk_size: int = Field(

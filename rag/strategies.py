@@ -83,6 +83,7 @@ class Outcome:
 class Strategy(Protocol):
     mode: str
     max_tokens: int
+    generates: bool  # False: no answer calls the generator (the reader's span is the reply)
 
     def messages(self, question: str, shown: list) -> list[dict]: ...
 
@@ -113,6 +114,7 @@ class _Prompting:
     llama.cpp reuses across questions), then the passages and the question."""
 
     mode = ""
+    generates = True  # whether an answer may call the generator (the warm-up only caches its prompt if so)
 
     def __init__(self, templates: Templates, decider: Decider, max_tokens: int):
         self.templates = templates

@@ -60,10 +60,12 @@ def default_out(now: datetime | None = None) -> Path:
 
 
 def _startup(settings, plan: Plan, questions: list[str]) -> tuple[object, dict]:
-    from rag_eval.bench.startup import measure_cold_start, measure_embedder, measure_help
+    from rag_eval.bench.startup import measure_cold_start, measure_embedder, measure_help, measure_serve_ready
 
     progress("(d) timing `rag --help`")
     results = measure_help(plan.help_runs)
+    progress("`rag serve` to /health ready, 3 starts")
+    results.update(measure_serve_ready(settings, 3))
     progress("cold start in a child process (load + one answer)")
     results.update(measure_cold_start(settings, questions[0]))
     progress("(c) loading the embedder")
