@@ -5,6 +5,11 @@ rag/strategies.py) → generate → finish (map the reply to exact spans, measur
 decide (the decider, rag/decider.py, inside the strategy) → the contract, with the decider's confidence and the confidence floor
 (`_answer`, the one place both are applied). `prepare` is the public hook for everything before
 generation, so the benchmark measures exactly what the pipeline sends to the model.
+
+Every step besides generation is timed back to back (`_Laps`) and reported in the answer's
+`timings.steps_ms` (`STEPS`), so `rag bench` can say where an answer's time goes outside the model, and
+nothing between the steps goes unaccounted. The question is embedded once, by the `embed` step: retrieval
+searches with that vector and the sentence engine reads it from `Question.vector`.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ class Prepared:
     relevance: float | None  # best dense cosine of the passages (None: nothing retrieved)
     plan: Plan | None  # None: refused before generation
     decided: Outcome | None = None  # the refusal decided before generation
-    steps_ms: dict[str, float] = field(default_factory=dict)
+    steps_ms: dict[str, float] = field(default_factory=dict)  # the steps so far (STEPS), in order
 
     @property
     def refusal(self) -> str | None:
@@ -58,8 +63,36 @@ class Prepared:
 SENTENCE_ROOM = 200  # tokens kept free for the evidence sentence(s) shown with the question
 
 
+# The per-answer steps besides generation, in order, as `timings.steps_ms` names them (a step that did not run,
+# e.g. `read` and `plan` for a question refused before the model, is left out; that refusal's gate, microseconds,
+# then falls in `fit_budget`).
+STEPS = {
+    "check": "the question's prompt tokens counted against the context, and the question analysed",
+    "embed": "the question embedded (once per answer: retrieval and sentence selection share the vector)",
+    "search": "dense (FAISS) and BM25 search and their fusion",
+    "read": "the decider's gate on retrieval relevance, then the strategy's passage choice (the reader, reader-led)",
+    "fit_budget": "passages dropped until the prompt fits its token budget (token counting)",
+    "plan": "the prompt and grammar: sentence selection (sentence engine) or the reader's proposals judged",
+    "finish": "the reply mapped to exact spans, its signals measured, the decider's verdict, the answer built",
+}
+RETRIEVE_STEPS = ("check", "embed", "search")  # `timings.retrieve_ms`: everything up to the retrieved passages
+
+
 def _ms(t0: float) -> float:
     return round((time.perf_counter() - t0) * 1000, 1)
+
+
+class _Laps:
+    """Back-to-back step timings: each `lap` is the time since the previous one, so the steps add up."""
+
+    def __init__(self, steps: dict[str, float] | None = None):
+        self.steps = steps if steps is not None else {}
+        self.t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.steps[name] = round((now - self.t) * 1000, 1)
+        self.t = now
 
 
 class Answerer:
@@ -121,36 +154,37 @@ class Answerer:
             )
 
     def prepare(self, question: str, k: int | None = None) -> Prepared:
-        t0 = time.perf_counter()
+        laps = _Laps()
         self.check_fits(question)
         q = analyse(question)
         k = k or self.k
-        passages = self.retriever.search(q.text, self.strategy.fetch_k(k))
-        steps = {"search": _ms(t0)}
+        laps.lap("check")
+        query = self.retriever.embed_query(q.text)
+        q = q.with_vector(query.text, query.vector)
+        laps.lap("embed")
+        passages = self.retriever.search(query, self.strategy.fetch_k(k))
+        laps.lap("search")
         relevance = max((p.dense for p in passages), default=None)
         before = self.decider.before(q, relevance)
         decided = None if before is None else Outcome.decided(before)
         reading = None
         if decided is None:
-            t1 = time.perf_counter()
             passages, reading = self.strategy.select(q, passages, k)
-            steps["read"] = _ms(t1)
+            laps.lap("read")
         else:
             passages = passages[:k]
-        t1 = time.perf_counter()
         passages = self.fit_budget(q.text, passages) if passages else passages
-        steps["fit_budget"] = _ms(t1)
+        laps.lap("fit_budget")
         numbered = number_passages(passages)
         plan = None
         if decided is None:
-            t2 = time.perf_counter()
             planned = self.strategy.plan(q, numbered, reading, relevance or 0.0)
-            steps["plan"] = _ms(t2)
+            laps.lap("plan")
             if isinstance(planned, Outcome):
                 decided = planned
             else:
                 plan = planned
-        return Prepared(q, passages, numbered, relevance, plan, decided, steps)
+        return Prepared(q, passages, numbered, relevance, plan, decided, laps.steps)
 
     # --- answering ---------------------------------------------------------------------------------------
     def ask(self, question: str, k: int | None = None) -> contract.Answer:
@@ -160,13 +194,17 @@ class Answerer:
         raise AssertionError("the answer stream ended without an answer")
 
     def stream(self, question: str, k: int | None = None) -> Iterator[contract.StreamEvent]:
-        """Events: SourcesEvent, TokenEvent…, AnswerEvent."""
+        """Events: SourcesEvent, TokenEvent…, AnswerEvent. The answer's timings: `generate_ms` is the model's
+        generation alone (0 when it was not called), `steps_ms` every other step (STEPS), `retrieve_ms` the
+        steps up to the retrieved passages (RETRIEVE_STEPS)."""
         t0 = time.perf_counter()
         prepared = self.prepare(question, k)
         shown = [p.to_out() for p in prepared.passages]
         yield contract.SourcesEvent(passages=shown)
         raw = ""
         plan = prepared.plan
+        t1 = time.perf_counter()
+        generate_ms = 0.0
         if plan is not None and plan.fixed is not None:
             raw = plan.fixed  # one candidate and nothing to choose: the generator is not asked
             yield contract.TokenEvent(text=raw)
@@ -174,15 +212,20 @@ class Answerer:
             for piece in self.generator.generate(plan.messages, plan.grammar, plan.max_tokens):
                 raw += piece
                 yield contract.TokenEvent(text=piece)
-        t2 = time.perf_counter()
+            generate_ms = _ms(t1)
+        laps = _Laps(dict(prepared.steps_ms))
         if prepared.decided is not None or plan is None:
             outcome = prepared.decided or Outcome.decided(self.decider.refuse("no_candidate"))
         else:
             outcome = self.strategy.finish(prepared.question, raw, plan, prepared.numbered, prepared.relevance or 0.0)
         answer = self._answer(prepared.question, outcome, raw, shown)
-        search_ms = prepared.steps_ms["search"]
+        laps.lap("finish")
+        steps = laps.steps
         answer.timings = contract.Timings(
-            retrieve_ms=search_ms, generate_ms=round((t2 - t0) * 1000 - search_ms, 1), total_ms=_ms(t0)
+            retrieve_ms=round(sum(steps.get(name, 0.0) for name in RETRIEVE_STEPS), 1),
+            generate_ms=generate_ms,
+            total_ms=_ms(t0),
+            steps_ms=steps,
         )
         yield contract.AnswerEvent(answer=answer)
 

@@ -61,9 +61,18 @@ class Evidence(_Model):
 
 
 class Timings(_Model):
-    retrieve_ms: float = 0.0
-    generate_ms: float = 0.0
-    total_ms: float = 0.0
+    """Where one answer's time went (ms). `steps_ms` was added later and is optional, so answers recorded
+    before it still parse; a client that does not know it can ignore it."""
+
+    retrieve_ms: float = Field(0.0, description="The question checked, embedded and searched (check+embed+search).")
+    generate_ms: float = Field(0.0, description="The model's generation alone; 0 when the model was not called.")
+    total_ms: float = Field(0.0, description="The whole answer, from the question to the verified answer.")
+    steps_ms: dict[str, float] = Field(
+        default_factory=dict,
+        description="Every step besides generation, in order: check (prompt tokens counted, question analysed), "
+        "embed (the question, once), search, read (passage choice), fit_budget, plan (prompt and grammar), "
+        "finish (spans, signals, the decider's verdict). A step that did not run is left out.",
+    )
 
 
 class BestGuess(_Model):

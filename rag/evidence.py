@@ -102,8 +102,13 @@ def select_sentences(question: Question, numbered: list[Numbered], embedder: Emb
     cands = candidates(numbered)
     if not cands:
         return []
-    vectors = embedder.embed([question.text] + [item.text[s:e] for item, s, e in cands])
-    cosines = vectors[1:] @ vectors[0]
+    sentences = [item.text[s:e] for item, s, e in cands]
+    if question.vector is None:  # not embedded by retrieval (a caller without it): one batch with the sentences
+        vectors = embedder.embed([question.text] + sentences)
+        q_vector, vectors = vectors[0], vectors[1:]
+    else:
+        q_vector, vectors = question.vector, embedder.embed(sentences)
+    cosines = vectors @ q_vector
     best_bm25 = max((item.passage.bm25 for item in numbered), default=0.0)
     feats = []
     positions: dict[int, int] = {}

@@ -2,15 +2,21 @@
 
 Every later step (sentence selection, the grammar's start words, the refusal signals, the typed
 repair) reads this one object; they used to recompute it four times, each slightly differently.
+Its embedding joins it after retrieval (`with_vector`): the sentence engine compares sentences to the vector
+the retriever searched with instead of embedding the question a second time.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from rag.lexicon import ANSWER_KIND_WORDS, DEMONYMS, QUESTION_TYPES, QUESTION_WORDS, STOPWORDS, TWO_PART_QUESTION
 from rag.text import collapse_initialisms, norm, words
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -22,6 +28,13 @@ class Question:
     asked: frozenset[str]  # every normalised word of the question (an answer must add something to these)
     avoid_start: frozenset[str]  # lower-cased content words an answer span may not start with (echo)
     parts: int = 1  # things asked for: 2 for "which two…", "who met whom", "what … and when …"
+    # the embedding of `text` (unit vector) once retrieval computed it; None: not embedded yet
+    vector: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    def with_vector(self, text: str, vector: np.ndarray) -> Question:
+        """This question with the embedding of `text`, kept only when `text` is the question's own (the
+        retriever embeds a query cut to its longest length: a cut question keeps no vector)."""
+        return replace(self, vector=vector) if text == self.text else self
 
     @property
     def near(self) -> frozenset[str]:

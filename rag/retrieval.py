@@ -2,6 +2,10 @@
 
 Dense retrieval alone misses rare names (a translator's name scores low in MiniLM space);
 BM25 alone misses paraphrases. RRF needs no score calibration between the two.
+
+`embed_query` is separate from `search` so a question is embedded once per answer (issue 24 part 3): the
+answerer times the embedding as its own step, searches with the `Query`, and hands its vector to the
+sentence engine (rag/evidence.py), which used to embed the question a second time with its sentences.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Passage", "Retriever", "HybridRetriever", "QueryError", "BM25", "rrf"]
+__all__ = ["Passage", "Query", "Retriever", "HybridRetriever", "QueryError", "BM25", "rrf"]
 
 
 @dataclass(frozen=True)
@@ -50,8 +54,19 @@ class Passage:
         )
 
 
+@dataclass(frozen=True, eq=False)
+class Query:
+    """A query as dense search reads it: the prepared text (stripped, cut to `max_query_chars`) and its unit
+    vector, computed once and reused by whatever else compares text to the question."""
+
+    text: str
+    vector: np.ndarray
+
+
 class Retriever(Protocol):
-    def search(self, query: str, k: int) -> list[Passage]: ...
+    def embed_query(self, query: str) -> Query: ...
+
+    def search(self, query: str | Query, k: int) -> list[Passage]: ...
 
 
 def rrf(rankings: list[tuple[list[int], float]], rrf_k: int) -> dict[int, float]:
@@ -106,12 +121,20 @@ class HybridRetriever:
             query = query[: self.max_query_chars]
         return query
 
-    def search(self, query: str, k: int) -> list[Passage]:
-        query = self.prepare(query)
+    def embed_query(self, query: str) -> Query:
+        """The prepared query and its embedding (QueryError when it is empty)."""
+        text = self.prepare(query)
+        return Query(text, self.embedder.embed([text])[0])
+
+    def search(self, query: str | Query, k: int) -> list[Passage]:
+        """The best `k` passages for a query text, or for a `Query` already embedded (`embed_query`)."""
         if not len(self.index):
+            self.prepare(query if isinstance(query, str) else query.text)  # an empty query is still an error
             return []
+        if isinstance(query, str):
+            query = self.embed_query(query)
         n = min(max(self.candidates, k), len(self.index))
-        qvec = self.embedder.embed([query])[0]
+        qvec, query = query.vector, query.text
         hits = self.index.search(qvec, n)
         dense_rows = [h.row for h in hits]
         dense_score = {h.row: h.score for h in hits}

@@ -136,7 +136,7 @@ def test_answer_cites_exact_span_and_markers_match(pipeline_with):
     assert c["passage_start"] <= c["start"] < c["end"] <= c["passage_end"]
     assert c["text"] == SEED_FILE.read_text()[c["passage_start"] : c["passage_end"]]
     assert set(d) >= {"question", "answer", "refused", "citations", "model", "timings"}
-    assert set(d["timings"]) == {"retrieve_ms", "generate_ms", "total_ms"}
+    assert set(d["timings"]) == {"retrieve_ms", "generate_ms", "total_ms", "steps_ms"}
 
 
 def test_wrong_words_from_the_right_sentence_are_repaired_to_the_typed_phrase(pipeline_with):

@@ -96,8 +96,8 @@ ROWS: list[tuple[str, str, str, str]] = [
      "lock, seed, streamed chunks"),
     ("Overhead vs raw llama-cpp-python", "pipeline_ask_stream_p50_ms", "pipeline.ask_stream (ms, median)",
      "whole answer"),
-    ("Overhead vs raw llama-cpp-python", "pipeline_steps_ms", "pipeline steps besides generation (ms, median)",
-     "Pipeline.prepare's step timings: search, fit_budget (token counting), plan (sentence selection + grammar)"),
+    ("Overhead vs raw llama-cpp-python", "pipeline_steps_ms", "pipeline steps before generation (ms, median)",
+     "Pipeline.prepare's step timings on the questions that reach the model (every answer's steps: the table below)"),
     ("Retrieval", "retrieve_p50_ms_seed", "search p50, seed corpus, {seed_chunks} chunks (ms)",
      "pipeline.search: query embedding + FAISS flat IP + BM25 + fusion"),
     ("Retrieval", "retrieve_p95_ms_seed", "search p95, seed corpus (ms)", "same"),
@@ -204,11 +204,39 @@ def render_markdown(results: dict) -> str:
         lines.append(
             f"| {label.format_map(_Default(ctx))} | {_fmt(results[key])} | {target} | {how.format_map(_Default(ctx))} |"
         )
+    lines += steps_table(results)
     lines += concurrency_table(results)
     notes = results.get("notes") or []
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
+
+
+STEPS_HEAD = "| step | p50 (ms) | p95 (ms) | answers | what it covers |"
+
+
+def steps_table(results: dict) -> list[str]:
+    """Where a server-side answer's time goes (rag_eval/bench/server.py `answer_steps`): every step besides
+    generation with its p50 over the one-client /ask answers, then generation and the total; nothing without them."""
+    rows = results.get("answer_steps")
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## Per-answer steps",
+        "",
+        f"Each answer's own `timings.steps_ms` over the {_fmt(results.get('ask_n', '?'))} one-client /ask answers "
+        "(server side); a step is counted over the answers that ran it (a refusal before the model has no read or "
+        "plan). The steps are timed back to back: with generate they add up to the total, but for the time spent "
+        "passing the stream's events along.",
+        "",
+        STEPS_HEAD,
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for r in rows:
+        cells = [r.get("step", "?"), r.get("p50_ms", math.nan), r.get("p95_ms", math.nan), r.get("answers", math.nan)]
+        lines.append("| " + " | ".join(_fmt(c) for c in cells) + f" | {r.get('what', '')} |")
+    return lines
 
 
 CONCURRENCY_HEAD = (

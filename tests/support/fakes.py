@@ -3,7 +3,7 @@
 - `KeywordEmbedder` (Embedder): bag of stemmed words hashed into 64 dims — similar wording, similar vector.
 - `ScriptedGenerator` (Generator): replies through a function of (question, shown passages, messages); records
   the prompts `warm` was given.
-- `ListRetriever` (Retriever): returns the passages it was given.
+- `ListRetriever` (Retriever): returns the passages it was given (and embeds the query, as retrieval does).
 - `PhraseReader` (Reader): proposes the phrases `answers(question)` names wherever a passage holds them.
 - `FakePipeline` (what the API, the chat and the eval runners call: `ask`, `ask_stream`, `info`): streams
   sources, tokens and an answer built by a function of the question, with hooks to hold, slow down, fail or
@@ -24,7 +24,7 @@ import numpy as np
 from rag import contract
 from rag.chunking import Chunk
 from rag.errors import QueryError
-from rag.retrieval import Passage
+from rag.retrieval import Passage, Query
 from rag.text import terms
 
 
@@ -92,8 +92,13 @@ class ListRetriever:
         self.passages = passages
         self.embedder = embedder or KeywordEmbedder()
 
-    def search(self, query: str, k: int) -> list[Passage]:
+    def embed_query(self, query: str) -> Query:
         if not query.strip():
+            raise QueryError("the query is empty")
+        return Query(query.strip(), self.embedder.embed([query.strip()])[0])
+
+    def search(self, query: str | Query, k: int) -> list[Passage]:
+        if not (query if isinstance(query, str) else query.text).strip():
             raise QueryError("the query is empty")
         return self.passages[:k]
 
