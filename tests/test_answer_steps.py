@@ -153,3 +153,10 @@ def test_bench_report_prints_the_steps_table_and_keeps_it_in_the_json():
     out = json.loads(json.dumps(report.json_report(results), allow_nan=False))
     assert [r["step"] for r in out["answer_steps"]] == ["check", "embed", "search", "finish", "generate", "total"]
     assert "## Per-answer steps" not in report.render_markdown({})  # not measured: no table
+
+
+def test_findings_name_the_answers_own_steps_when_measured():
+    rows = answer_steps([timings({"embed": 9.5, "read": 90.0}, 1400.0, 1500.0)])
+    results = {"ask_p50_ms": 1500.0, "pipeline_steps_ms": {"search": 1.0}, "answer_steps": rows}
+    notes = " ".join(report.findings(results))
+    assert "embed 9.5, read 90" in notes and "generate" not in notes

@@ -212,6 +212,7 @@ def render_markdown(results: dict) -> str:
     return "\n".join(lines).replace("\n\n\n", "\n\n") + "\n"
 
 
+STEP_TOTALS = ("generate", "total")  # the rows of the steps table that are not steps besides generation
 STEPS_HEAD = "| step | p50 (ms) | p95 (ms) | answers | what it covers |"
 
 
@@ -297,7 +298,9 @@ def findings(r: dict) -> list[str]:
     """Plain-language reading of the numbers: which targets are missed and what the measurements say limits them."""
     notes = []
     met = check_targets(r)
-    steps = _fmt(r.get("pipeline_steps_ms", {}))
+    # the answers' own steps when the /ask runs measured them (every answer), else prepare's on the prompts
+    answered = {row["step"]: row["p50_ms"] for row in r.get("answer_steps") or [] if row["step"] not in STEP_TOTALS}
+    steps = _fmt(answered or r.get("pipeline_steps_ms", {}))
     if not met.get("ask_p50_ms", True) or not met.get("ask_p95_ms", True):
         notes.append(
             f"/ask over target. Raw llama.cpp alone takes {_fmt(r.get('raw_generate_p50_ms'))} ms median per answer: "
