@@ -83,7 +83,7 @@ def cmd_ingest(args) -> int:
     from tqdm import tqdm
 
     from rag.documents import discover, raise_empty, scan_corpus
-    from rag.pipeline import load_embedder, run_ingest
+    from rag.pipeline import ingest_settings, load_embedder, run_ingest
 
     settings = _settings(args)
     files, _ = discover(settings.seeds_dir)
@@ -91,7 +91,7 @@ def cmd_ingest(args) -> int:
         corpus = scan_corpus(settings.seeds_dir, lambda path: bar.update(1))
     if not corpus.documents:  # fail fast, before loading the model, naming what was wrong with each file
         raise_empty(settings.seeds_dir, corpus.problems)
-    embedder = load_embedder(settings)
+    embedder = load_embedder(ingest_settings(settings))
     with tqdm(total=0, desc="embedding", unit="chunk", disable=args.quiet, file=sys.stderr) as bar:
 
         def chunked(total: int) -> None:

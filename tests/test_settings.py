@@ -189,3 +189,15 @@ def test_a_component_built_from_its_group_gets_the_production_defaults(keyword_e
     assert (policy.min_support, policy.min_relevance, policy.refusal_text) == (0.3, 0.15, "The documents don't say.")
     extractive = Extractive(Templates(), RulesDecider(policy), keyword_embedder, answering)
     assert extractive.tidy_spans is True and extractive.max_tokens == 24 and extractive.policy is policy
+
+
+def test_rag_ingest_embeds_on_all_cores_unless_told_and_queries_stay_on_one(monkeypatch):
+    import os
+
+    from rag.pipeline import ingest_settings
+
+    settings = Settings()
+    assert settings.embed_threads == 1 and settings.ingest_threads is None
+    assert ingest_settings(settings).embed_threads == (os.cpu_count() or 1)
+    assert ingest_settings(settings.model_copy(update={"ingest_threads": 3})).embed_threads == 3
+    assert settings.embed_threads == 1  # the serving settings are not changed

@@ -121,7 +121,7 @@ def _scale(settings, embedder, plan: Plan, questions: list[str]) -> dict:
         workdir = Path(tmp)
         corpus = SyntheticCorpus(seed_sentences(settings))
         progress(f"ingest: embedding about {plan.ingest_chunks:,} synthetic chunks")
-        real_index, results = measure_ingest(settings, embedder, corpus, plan.ingest_chunks, workdir)
+        real_index, results = measure_ingest(settings, corpus, plan.ingest_chunks, workdir)
         times = time_searches(Pipeline(settings, embedder, real_index), questions, plan.retrieval_queries)
         results["retrieve_p50_ms_synthetic"] = round(percentile(times, 50), 2)
         results.update(

@@ -17,13 +17,14 @@ def time_searches(pipeline, queries: list[str], n: int) -> list[float]:
     return [timed(pipeline.search, q)[1] for q in cycle(queries, n)]
 
 
-def measure_ingest(settings, embedder, corpus: SyntheticCorpus, n_chunks: int, workdir: Path):
-    """Ingest a synthetic corpus from scratch with the real embedder: seconds per 1,000 chunks, size on disk."""
-    from rag.pipeline import run_ingest
+def measure_ingest(settings, corpus: SyntheticCorpus, n_chunks: int, workdir: Path):
+    """Ingest a synthetic corpus from scratch with the real embedder, as `rag ingest` does (its `ingest_threads`):
+    seconds per 1,000 chunks, size on disk."""
+    from rag.pipeline import ingest_settings, load_embedder, run_ingest
 
     synthetic = settings.model_copy(update={"seeds_dir": workdir / "seeds", "index_dir": workdir / "index"})
     docs = write_synthetic_corpus(corpus, synthetic.seeds_dir, n_chunks, settings)
-    index, report = run_ingest(synthetic, embedder)
+    index, report = run_ingest(synthetic, load_embedder(ingest_settings(synthetic)))
     return index, {
         "synthetic_docs": docs,
         "synthetic_chunks": report.chunks_added,
