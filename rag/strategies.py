@@ -269,7 +269,7 @@ class Generative(_Prompting):
     def finish(self, question: Question, raw: str, plan: Plan, numbered: list[Numbered], relevance: float) -> Outcome:
         text = raw.strip()
         if not text or text.startswith(self.policy.refusal_text.rstrip(".")):
-            return self.refuse("model_refused")
+            return self.refuse_after(plan, "model_refused")
         by_n = {x.n: x for x in numbered}
         kept, dropped, citations = [], [], {}
         for claim, numbers in split_claims(text):
@@ -288,7 +288,7 @@ class Generative(_Prompting):
             citations.setdefault(item.n, span_citation(item, start, end))
             kept.append(f"{claim} {contract.marker(item.n)}.")
         if not kept:
-            return self.refuse("unsupported", dropped=dropped)
+            return self.refuse_after(plan, "unsupported", dropped=dropped)
         answer_text = " ".join(kept)
         context = " ".join(c.quote for c in citations.values())
         signals = assess(question, answer_text, context, relevance)
@@ -300,6 +300,14 @@ class Generative(_Prompting):
         signals.extra = {**signals.extra, **verdict.features}
         cited = sorted(citations.values(), key=lambda c: c.n)
         return Outcome(answer_text, cited, [], signals, dropped=dropped, p_answer=verdict.p_answer)
+
+    def refuse_after(self, plan: Plan, cause: Cause, **kw) -> Outcome:
+        """A refusal after the model ran; with the reader, the decider's probabilities on its best span (given
+        before generation) still say how sure the refusal is."""
+        said = self.decider.refuse(cause)
+        if plan.verdict is not None:
+            said = Verdict(plan.verdict.p_answer, said.reason, dict(plan.verdict.features), plan.verdict.p_unanswerable)
+        return Outcome.decided(said, **kw)
 
 
 def _windows(chosen: list[Candidate]) -> dict[int, tuple[int, int]]:

@@ -200,3 +200,11 @@ def test_generative_mode_still_drops_sentences_the_passages_do_not_support(make)
     pipeline, _, _ = make(lambda q: ["December 6, 2023"], invent, mode="generative")
     answer = pipeline.ask("When did Brad Smith meet Wang Wentao?")
     assert answer.refused and answer.reason == "No sentence of the reply is supported by the passage it cites"
+
+
+def test_a_refusal_after_the_model_ran_keeps_the_deciders_probabilities(make):
+    pipeline, _, _ = make(lambda q: ["December 6, 2023"], lambda q, s, m: "The documents don't say.", mode="generative")
+    answer = pipeline.ask("When did Brad Smith meet Wang Wentao?")
+    assert answer.refused and answer.reason == "The model found no answer in the passages"
+    # P(right) for the reader's best span (margin 5) was sigmoid(5) before the model ran; refusing is 1 - that
+    assert answer.confidence == pytest.approx(1 - 0.9933, abs=1e-3)

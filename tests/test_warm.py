@@ -96,12 +96,13 @@ def test_a_failed_warm_up_still_serves(build, caplog):
 @pytest.mark.slow
 def test_real_generator_warm_makes_the_first_prompt_reuse_the_prefix(real_generator):
     """After warm(), the fixed prefix is in llama.cpp's cache: the next prompt starting with it reuses it."""
+    from rag.decider import RulesDecider
     from rag.prompts import Templates
     from rag.refusal import RefusalPolicy
     from rag.settings import AnsweringSettings
     from rag.strategies import Generative
 
-    strategy = Generative(Templates(), RefusalPolicy.of(AnsweringSettings()), AnsweringSettings())
+    strategy = Generative(Templates(), RulesDecider(RefusalPolicy.of(AnsweringSettings())), AnsweringSettings())
     fixed = strategy.messages("", [])
     real_generator.llama.reset()
     real_generator.warm(fixed)
