@@ -17,7 +17,6 @@ decider's verdict on the reader's best span gates refusal and gives the confiden
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -26,14 +25,13 @@ from rag import contract
 from rag.citations import Citation, Numbered, span_citation
 from rag.decider import Decider, Verdict, weakest_of
 from rag.evidence import is_instruction
-from rag.lexicon import STOPWORDS
 from rag.prompts import Templates, gbnf_literal
 from rag.question import Question
 from rag.reader import Reader, Reading
 from rag.refusal import Signals, assess
 from rag.retrieval import Passage
-from rag.strategies import Generative, Outcome, Plan, _Prompting, _Shown
-from rag.text import stem, words
+from rag.strategies import Generative, Outcome, Plan, _Prompting, _Shown, evidence_of, span_checks
+from rag.text import words
 
 if TYPE_CHECKING:
     from rag.settings import AnsweringSettings
@@ -117,11 +115,7 @@ class _ReaderLed:
         the signals of the answer they make, and its evidence sentences."""
         evidence = []
         for p in picked:
-            s, e = _sentence(by_n[p.n], p.start, p.end)
-            base = by_n[p.n].passage.chunk.start
-            ev = contract.Evidence(
-                n=p.n, source=by_n[p.n].passage.chunk.doc_id, start=base + s, end=base + e, text=by_n[p.n].text[s:e]
-            )
+            ev = evidence_of(by_n[p.n], *_sentence(by_n[p.n], p.start, p.end))
             if ev not in evidence:
                 evidence.append(ev)
         if len(picked) == 1:
@@ -249,7 +243,6 @@ def span_features(
     key = " ".join(words(quote.lower()))
     agree = sum(1 for q in proposals if q is not p and _overlaps(key, " ".join(words(q.quote(by_n).lower()))))
     best_bm25 = max((x.passage.bm25 for x in by_n.values()), default=0.0)
-    span_terms = [w for w in words(quote) if w not in STOPWORDS]
     null = reading.null[p.n - 1] if 0 <= p.n - 1 < len(reading.null) else 0.0
     features = {
         "reader_margin": p.margin,
@@ -261,15 +254,8 @@ def span_features(
         "passage_dense": item.passage.dense,
         "passage_bm25": item.passage.bm25 / best_bm25 if best_bm25 > 0 else 0.0,
         "has_names": float(bool(signals.anchors)),
-        "missing_names": len(signals.missing_anchors) / len(signals.anchors) if signals.anchors else 0.0,
-        "typed_answer": float(signals.typed),
         "untyped_question": float(question.kind is None),
-        "support": signals.support,
-        "echo": float(signals.echo),
-        "answer_log_words": math.log1p(len(words(quote))),
-        "answer_in_question": sum(stem(w) in question.asked for w in span_terms) / len(span_terms)
-        if span_terms
-        else 1.0,
+        **span_checks(question, quote, signals),
     }
     return {k: round(float(v), 4) for k, v in features.items()}, signals
 

@@ -319,11 +319,32 @@ def _windows(chosen: list[Candidate]) -> dict[int, tuple[int, int]]:
     return dict(sorted(out.items()))
 
 
-def _evidence(c: Candidate) -> contract.Evidence:
-    base = c.item.passage.chunk.start
+def evidence_of(item: Numbered, start: int, end: int) -> contract.Evidence:
+    """The sentence(s) [start, end) of a numbered passage (offsets in its text) as document-level evidence."""
+    base = item.passage.chunk.start
     return contract.Evidence(
-        n=c.item.n, source=c.item.passage.chunk.doc_id, start=base + c.start, end=base + c.end, text=c.text
+        n=item.n, source=item.passage.chunk.doc_id, start=base + start, end=base + end, text=item.text[start:end]
     )
+
+
+def _evidence(c: Candidate) -> contract.Evidence:
+    return evidence_of(c.item, c.start, c.end)
+
+
+def span_checks(question: Question, quote: str, signals: Signals) -> dict[str, float]:
+    """The checks on an answer span every decider may weigh (both engines record them): names, type, support,
+    echo, its length and how much of it repeats the question."""
+    span_terms = [w for w in words(quote) if w not in STOPWORDS]
+    return {
+        "missing_names": len(signals.missing_anchors) / len(signals.anchors) if signals.anchors else 0.0,
+        "typed_answer": float(signals.typed),
+        "support": signals.support,
+        "echo": float(signals.echo),
+        "answer_log_words": math.log1p(len(words(quote))),
+        "answer_in_question": sum(stem(w) in question.asked for w in span_terms) / len(span_terms)
+        if span_terms
+        else 1.0,
+    }
 
 
 def answer_features(
@@ -332,25 +353,14 @@ def answer_features(
     """What the answer/refuse model weighs: the chosen sentence's own signals, how clearly it beat the
     others, and the checks on the copied span."""
     second = next((c.score for c in ranked if c is not chosen), 0.0)
-    span_terms = [w for w in words(quote) if w not in STOPWORDS]
-    f = dict(chosen.features)
-    f.update(
-        {
-            "sel_score": chosen.score,
-            "sel_margin": chosen.score - second,
-            "relevance": signals.relevance,
-            "typed_answer": float(signals.typed),
-            "strict_untyped": float(question.kind in STRICT_TYPES and not signals.typed),
-            "missing_names": len(signals.missing_anchors) / len(signals.anchors) if signals.anchors else 0.0,
-            "support": signals.support,
-            "echo": float(signals.echo),
-            "answer_log_words": math.log1p(len(words(quote))),
-            "answer_in_question": sum(stem(w) in question.asked for w in span_terms) / len(span_terms)
-            if span_terms
-            else 1.0,
-        }
-    )
-    return f
+    return {
+        **chosen.features,
+        "sel_score": chosen.score,
+        "sel_margin": chosen.score - second,
+        "relevance": signals.relevance,
+        "strict_untyped": float(question.kind in STRICT_TYPES and not signals.typed),
+        **span_checks(question, quote, signals),
+    }
 
 
 def best_sentence(item: Numbered, claim: str) -> tuple[int, int, float]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -144,18 +145,24 @@ def _ann(settings, size: int) -> dict:
     return measure_ann(size, settings.index, progress=progress)
 
 
-def run_ann_only(settings, size: int) -> dict:
-    """`rag bench --ann-only`: just the approximate-index figures (the 1M run takes a while and ~2 GB)."""
+def _one_stage(stage: str, quick: bool, measure: Callable[[], dict]) -> dict:
+    """A run of one measurement (`--ann-only`, `--concurrency`): its figures with the date, machine, load
+    averages, time, peak RSS and notes every report carries."""
     t0 = time.perf_counter()
-    results: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{os.cpu_count()} CPUs", "quick": False}
+    results: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{os.cpu_count()} CPUs", "quick": quick}
     loads = {"start": load_average()}
-    results.update(_ann(settings, size))
+    results.update(measure())
     loads["end"] = load_average()
-    results["load_average"], results["stage_seconds"] = loads, {"ann": round(time.perf_counter() - t0)}
+    results["load_average"], results["stage_seconds"] = loads, {stage: round(time.perf_counter() - t0)}
     results["bench_peak_rss_mb"] = rss_mb()
     results["bench_seconds"] = round(time.perf_counter() - t0, 1)
     results["notes"] = findings(results)
     return results
+
+
+def run_ann_only(settings, size: int) -> dict:
+    """`rag bench --ann-only`: just the approximate-index figures (the 1M run takes a while and ~2 GB)."""
+    return _one_stage("ann", False, lambda: _ann(settings, size))
 
 
 def run_concurrency_only(settings, clients: int, quick: bool = False, llama_server: str | None = None) -> dict:
@@ -168,18 +175,13 @@ def run_concurrency_only(settings, clients: int, quick: bool = False, llama_serv
 
     if threading.current_thread() is threading.main_thread():  # killed (timeout, CI): stop the servers it started
         signal.signal(signal.SIGTERM, signal.default_int_handler)
-    t0 = time.perf_counter()
-    results: dict = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{os.cpu_count()} CPUs", "quick": quick}
-    loads = {"start": load_average()}
-    ensure_index(settings)
-    per_client = 1 if quick else 2
-    results.update(measure_concurrency(settings, load_question_texts(), clients, per_client, llama_server))
-    loads["end"] = load_average()
-    results["load_average"], results["stage_seconds"] = loads, {"concurrency": round(time.perf_counter() - t0)}
-    results["bench_peak_rss_mb"] = rss_mb()
-    results["bench_seconds"] = round(time.perf_counter() - t0, 1)
-    results["notes"] = findings(results)
-    return results
+
+    def measure() -> dict:
+        ensure_index(settings)
+        per_client = 1 if quick else 2
+        return measure_concurrency(settings, load_question_texts(), clients, per_client, llama_server)
+
+    return _one_stage("concurrency", quick, measure)
 
 
 def ensure_index(settings) -> None:
