@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 DECIDER_FILE = "decider.json"
 FORMAT = 1
+NAMES_PENALTY = 1e6  # FittedDecider.rank: a candidate the names rule would refuse ranks after all others
 
 Cause = Literal["instruction", "no_passage", "off_topic", "no_candidate", "unparsed", "repeated", "model_refused",
                 "unsupported"]  # fmt: skip
@@ -122,9 +123,17 @@ class FittedDecider(Decider):
         return self.answerer.threshold
 
     def rank(self, candidates: Sequence[Mapping[str, float]]) -> list[float]:
+        """With the names rule on, a candidate whose sentence lacks a name of the question ranks after every
+        candidate that has them all: the rule would refuse it whatever its score, while the passage that
+        names them may hold the answer (asked "What did Youdao do?", the reader's best span sat in a sentence
+        without "Youdao" and the answer was refused although the next passage said what Youdao did)."""
         if self.ranker is not None:
-            return [self.ranker.prob(c) for c in candidates]
-        return [float(c.get(self.rank_by, 0.0)) for c in candidates]
+            scores = [self.ranker.prob(c) for c in candidates]
+        else:
+            scores = [float(c.get(self.rank_by, 0.0)) for c in candidates]
+        if not self.answerer.require_names:
+            return scores
+        return [s - NAMES_PENALTY if c.get("missing_names", 0.0) > 0 else s for s, c in zip(scores, candidates)]
 
     def verdict(self, question: Question, signals: Signals, features: Mapping[str, float]) -> Verdict:
         p = self.answerer.prob(features)

@@ -109,3 +109,12 @@ def test_an_older_model_file_with_the_retired_stacked_answerer_still_loads():
     }
     model = AnsweringModel.load(_Templates(good))
     assert model.answerer.threshold == 0.3 and "reader_answerer" not in model.meta
+
+
+def test_with_the_names_rule_a_candidate_missing_a_name_ranks_after_those_that_have_them():
+    model = Logistic(("reader_margin",), (1.0,), 0.0, threshold=0.5, require_names=True)
+    candidates = [{"reader_margin": 9.0, "missing_names": 0.5}, {"reader_margin": 2.0, "missing_names": 0.0}]
+    scores = FittedDecider(POLICY, model).rank(candidates)
+    assert scores[1] > scores[0]
+    without = FittedDecider(POLICY, Logistic(("reader_margin",), (1.0,), 0.0, threshold=0.5)).rank(candidates)
+    assert without == [9.0, 2.0]
