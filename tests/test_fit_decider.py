@@ -65,13 +65,22 @@ def test_the_fit_keeps_false_refusals_in_budget_and_writes_a_file_the_pipeline_l
     assert sure.p_answer > 0.5 > unsure.p_answer and unsure.p_unanswerable > 0.5
 
 
-def test_the_calibration_copy_answers_everything(tmp_path):
+def test_the_calibration_copy_answers_everything_the_names_rule_lets_through_ranked_as_shipped(tmp_path):
     copy = fit_decider.calibration_copy(Path(Templates().root), tmp_path / "cal")
     decider = FittedDecider.load(Templates(copy), POLICY)
+    q = analyse("When did Brad Smith meet Wang Wentao?")
+    signals = assess(q, "Wednesday", "Brad Smith met Wang Wentao on Wednesday.", 0.5)
+    assert not decider.verdict(q, signals, {"reader_margin": -40.0}).refused  # no threshold
     q = analyse("When did Brad Smith meet Xi Jinping?")
     signals = assess(q, "Wednesday", "Brad Smith met him on Wednesday.", 0.5)
-    assert not decider.verdict(q, signals, {"reader_margin": -40.0}).refused  # no threshold, no names rule
-    assert decider.rank([{"reader_margin": 1.0}, {"reader_margin": 3.0}]) == [1.0, 3.0]
+    assert "Xi" in decider.verdict(q, signals, {"reader_margin": 40.0}).reason  # the names rule, as shipped
+    scores = decider.rank([{"reader_margin": 3.0, "missing_names": 0.5}, {"reader_margin": 1.0}])
+    assert scores[1] > scores[0]  # names first, as the shipped decider ranks
+
+
+def test_the_fit_always_keeps_the_names_rule(tmp_path):
+    fit_decider.fit([_results(tmp_path / "cal")], tmp_path / DECIDER_FILE, budget=0.15)
+    assert json.loads((tmp_path / DECIDER_FILE).read_text())["answerer"]["require_names"] is True
 
 
 def test_a_malformed_decider_file_says_how_to_fix_it(tmp_path):
