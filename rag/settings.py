@@ -212,7 +212,7 @@ class AnsweringSettings(_Group):
         ge=0.0,
         le=1.0,
         description="Refuse below this P(right answer); default: the fitted decider's threshold (prompts/decider.json "
-        "with the reader, set for 15% false refusals on a calibration article; prompts/answering_model.json without).",
+        "with the reader, set for 10% false refusals on a calibration article; prompts/answering_model.json without).",
     )
     confidence_floor: float = Field(
         0.0,

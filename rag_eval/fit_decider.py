@@ -25,7 +25,15 @@ its names refusals count as refusals at every threshold. Measured on the calibra
 255 questions, the 3-epoch reader, 2026-12-07), refusal recall at 14.2% false refusals: names-first ranking
 0.463, margin ranking with the rule 0.443, without the rule 0.383; with margin ranking the rule alone refused
 14.2% of the answerable questions, so no threshold could give fewer false refusals (names-first: 9.4% at
-refusal recall 0.302). The same is fitted on three feature sets (`FEATURE_SETS`: the margin
+refusal recall 0.302).
+
+Why a 10% false-refusal budget on the calibration article (`--max-false-refusals`, default 0.10) when the
+product aims at 15%: a threshold set on one article refuses more of another's answerable questions. With
+the 3-epoch reader and names-first ranking, the 15% threshold (14.2% on 1973_oil_crisis) refused 22.7% of
+the answerable questions of the bundled article's development set (eval/questions.jsonl, whose CI gate
+allows 19%) and 24.8% on the four held-out SQuAD articles; the readers before it landed at 20.4% and
+24.0%. The 10% budget (threshold 0.0766, 9.4% on the calibration article) refuses 13.6% on
+eval/questions.jsonl. The choice was made knowing those held-out figures; eval/README.md says so. The same is fitted on three feature sets (`FEATURE_SETS`: the margin
 alone, the reader's five scores, all 16); `--features` picks the one written, and the header gives the
 cross-validated figures of all three.
 
@@ -241,7 +249,7 @@ def calibration_copy(prompts: Path, out: Path) -> Path:
             "bias": 0.0,
             "threshold": 0.0,
             "require_names": True,
-        },  # fmt: skip
+        },
     }
     (out / DECIDER_FILE).write_text(json.dumps(passing, indent=1) + "\n")
     return out
@@ -258,7 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m rag_eval.fit_decider", description=__doc__.split("\n\n")[0])
     p.add_argument("results", nargs="*", type=Path, help="`rag eval --squad` results.json of calibration runs")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "prompts" / DECIDER_FILE)
-    p.add_argument("--max-false-refusals", type=float, default=0.15)
+    p.add_argument(
+        "--max-false-refusals", type=float, default=0.10, help="on the calibration article (why 0.10: module docstring)"
+    )
     p.add_argument("--features", choices=sorted(FEATURE_SETS), default=DEFAULT_SET, help="the feature set written")
     p.add_argument("--calibration-copy", type=Path, metavar="DIR", help="write the calibration run's prompts into DIR")
     args = p.parse_args(argv)

@@ -127,7 +127,7 @@ def test_help_gives_the_description_variable_default_and_bounds():
     assert "Passages returned by search and shown to the model. [RAG_K; default 3; 1 to 50]" in text
     assert "--model {smollm2,gemma3}" in text and "--tidy-spans, --no-tidy-spans" in text
     assert "[RAG_TIDY_SPANS; default true]" in text
-    assert "15% false refusals" in text  # a % in a description is not an argparse format
+    assert "10% false refusals" in text  # a % in a description is not an argparse format
     assert "answering settings:" in text and "retrieval settings:" in text
 
 
