@@ -334,3 +334,19 @@ def test_a_backend_that_does_not_start_is_a_row_saying_why_and_the_others_still_
 def test_a_wrong_llama_server_path_fails_before_anything_is_measured(fake_backends, tmp_path):
     with pytest.raises(SystemExit, match="not found"):
         conc.measure_concurrency(Settings(), ["q0?"], clients=1, per_client=1, llama_server=str(tmp_path / "nope"))
+
+
+def test_the_llama_server_build_script_names_what_is_missing(tmp_path):
+    """The build itself takes minutes (measured in the script's header); here: it parses, and without
+    llama-cpp-python for the given interpreter it stops at once with a message saying what to set."""
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "rag_eval" / "bench" / "build_llama_server.sh"
+    assert subprocess.run(["sh", "-n", str(script)]).returncode == 0
+    out = subprocess.run(
+        ["sh", str(script), str(tmp_path / "work")], env={"PATH": "/usr/bin:/bin", "PYTHON": "false"},
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert out.returncode == 2 and "llama-cpp-python is not installed" in out.stderr and "PYTHON=" in out.stderr
+    assert not (tmp_path / "work").exists()  # nothing downloaded or written

@@ -29,7 +29,11 @@ Figures (2026-12-07, 2 cores, load ~1, 8 questions, 4 clients; `rag bench --conc
 configured (the reader answers, no model call) p50 469 ms vs 131 ms alone, 7.8 answers/s; in-process with the
 model answering 2,095 vs 564 ms, 1.7 answers/s; llama-cpp-python's server 4,420 vs 1,575 ms, 0.78 answers/s.
 One context serves one answer at a time on every backend measured, so N clients wait ~N times as long and
-answers/s stay those of one client (speed-ups 1.02-1.08). llama-server: no binary here.
+answers/s stay those of one client (speed-ups 1.02-1.08). llama-server (built by build_llama_server.sh from
+the llama-cpp-python 0.3.36 sdist; two runs at 03:16 and 03:21, when the machine was ~1.5x slower): one
+client 733/737 ms p50 (in-process with the model 667/827, llama-cpp-python's server 2,120/2,474), four
+clients 6,051/5,466 ms, 0.65/0.72 answers/s (llama-cpp-python's 0.40/0.35): four slots on 2 cores did not
+raise answers/s over one client (speed-up 0.51/0.58), decoding being compute-bound.
 """
 
 from __future__ import annotations
