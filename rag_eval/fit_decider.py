@@ -134,28 +134,20 @@ def cross_validated(X, y, seed: int = 0) -> tuple[float, np.ndarray, float]:  # 
 
 
 def decide(rows: list[dict], p: np.ndarray, q: np.ndarray, budget: float) -> dict:
-    """The threshold on P(right) and the names rule for the false-refusal budget, and what they give: the
-    refusal recall, false refusals, answered-and-right share, and the ECE of the stated confidences (P(right)
-    for answers, P(unanswerable) for refusals) — on the rows' probabilities `p`, `q` (NaN: no candidate)."""
-    options = []
-    for require_names in (True,):  # always on: see the module docstring
-        blocked = np.array([np.isnan(pi) or (require_names and r["names_missing"]) for r, pi in zip(rows, p)])
-        ans = np.array([r["answerable"] for r in rows])
-        candidates = sorted({float(x) for x in p[~np.isnan(p)]} | {0.0})
-        best = None
-        for t in candidates:  # the highest threshold within the budget
-            refused = blocked | (np.nan_to_num(p, nan=-1.0) < t)
-            if ans.any() and refused[ans].mean() > budget:
-                break
-            best = (t, refused)
-        if best is None:
-            continue
-        t, refused = best
-        options.append({
-            "threshold": round(t - 1e-6, 6) if t > 0 else 0.0, "require_names": require_names,
-            **_figures(rows, p, q, refused),
-        })  # fmt: skip
-    return max(options, key=lambda o: (o["refusal_recall"] or 0, o["right_answers"]))
+    """The highest threshold on P(right) within the false-refusal budget, the names rule on (see the module
+    docstring), and what it gives: the refusal recall, false refusals, answered-and-right share, and the ECE of
+    the stated confidences (P(right) for answers, P(unanswerable) for refusals) — on the rows' probabilities
+    `p`, `q` (NaN: no candidate). When the names rule alone exceeds the budget the threshold is 0."""
+    blocked = np.array([np.isnan(pi) or r["names_missing"] for r, pi in zip(rows, p)])
+    ans = np.array([r["answerable"] for r in rows])
+    t, refused = 0.0, blocked
+    for candidate in sorted({float(x) for x in p[~np.isnan(p)]} | {0.0}):
+        trial = blocked | (np.nan_to_num(p, nan=-1.0) < candidate)
+        if ans.any() and trial[ans].mean() > budget:
+            break
+        t, refused = candidate, trial
+    threshold = round(t - 1e-6, 6) if t > 0 else 0.0
+    return {"threshold": threshold, "require_names": True, **_figures(rows, p, q, refused)}
 
 
 def _figures(rows, p, q, refused) -> dict:
