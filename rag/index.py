@@ -555,6 +555,28 @@ def _structure_for(layout: Layout, dim: int, old: VectorIndex | None, keep_rows:
     return index
 
 
+EMBED_GROUP = 64  # texts per embed() call while ingesting: `progress` is reported after each
+
+
+def embed_all(texts: list[str], embedder: Embedder, progress: Callable[[int], object] | None = None) -> np.ndarray:
+    """The texts' vectors, in their order, embedded longest first in groups of EMBED_GROUP.
+
+    Why longest first across the whole ingest: an embedder pads each batch to its longest text, and groups
+    taken in document order mix short and long chunks. Sorted, each batch holds texts of nearly one length:
+    1,010 synthetic chunks (`rag bench`'s corpus, 2 threads) embedded in 9.3-10.1 s per 1,000 instead of
+    15.3 s in document order, the same vectors (sorting within a group of 64, as the embedder does, recovers
+    little). The order of the returned rows is the texts' order.
+    """
+    out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    for at in range(0, len(order), EMBED_GROUP):
+        rows = order[at : at + EMBED_GROUP]
+        out[rows] = embedder.embed([texts[i] for i in rows])
+        if progress:
+            progress(len(rows))
+    return out
+
+
 def _ingest(docs, index_dir, embedder, chunk_size, chunk_overlap, progress, problems, on_chunked, layout: Layout):
     t0 = time.perf_counter()
     report = IngestReport(problems=list(problems or []), chunk_size=chunk_size)
@@ -609,14 +631,7 @@ def _ingest(docs, index_dir, embedder, chunk_size, chunk_overlap, progress, prob
     if on_chunked:
         on_chunked(len(to_embed))
 
-    vectors = []
-    batch = 64
-    for i in range(0, len(to_embed), batch):
-        part = to_embed[i : i + batch]
-        vectors.append(embedder.embed([c.search_text for c in part]))
-        if progress:
-            progress(len(part))
-    new_vectors = np.concatenate(vectors) if vectors else np.zeros((0, embedder.dim), dtype=np.float32)
+    new_vectors = embed_all([c.search_text for c in to_embed], embedder, progress)
 
     kept_chunks = [old.chunks[r] for r in keep_rows] if old else []
     old_structure = old.structure if old else None

@@ -119,3 +119,24 @@ def test_crash_while_writing_leaves_previous_index_usable(settings, keyword_embe
 def test_settings_reject_overlap_not_smaller_than_size(tmp_path):
     with pytest.raises(ValueError, match="chunk_overlap"):
         Settings(chunk_size=100, chunk_overlap=100)
+
+
+def test_ingest_embeds_longest_first_and_keeps_each_vector_on_its_text(keyword_embedder, monkeypatch):
+    """embed_all: groups of similar lengths (less padding), every row the vector of its own text."""
+    texts = [("word " * n).strip() + f" t{n}" for n in (3, 40, 7, 90, 1, 55, 12, 70, 2)]
+    batches: list[list[str]] = []
+
+    class Recording(KeywordEmbedder):
+        def embed(self, part):
+            batches.append(list(part))
+            return super().embed(part)
+
+    reported: list[int] = []
+    monkeypatch.setattr(index_mod, "EMBED_GROUP", 4)
+    vectors = index_mod.embed_all(texts, Recording(), reported.append)
+    assert [len(b) for b in batches] == [4, 4, 1] and reported == [4, 4, 1]
+    lengths = [len(t) for b in batches for t in b]
+    assert lengths == sorted(lengths, reverse=True)
+    assert vectors.shape == (len(texts), keyword_embedder.dim)
+    assert (vectors == keyword_embedder.embed(texts)).all()
+    assert index_mod.embed_all([], keyword_embedder).shape == (0, keyword_embedder.dim)
