@@ -283,6 +283,25 @@ def train(args) -> dict:
     }
 
 
+def average(files: list[str]) -> dict:
+    """The element-wise mean of the trained tensors of reader files (checkpoint averaging), in the shape
+    `train` returns; the counts are the last file's. The files must come from one training run's settings."""
+    from rag.reader import load_reader_file
+
+    states, metas = zip(*(load_reader_file(Path(f).read_bytes()) for f in files))
+    keys = set(states[0])
+    if any(set(s) != keys for s in states):
+        raise SystemExit(f"--average: {', '.join(files)} do not hold the same tensors")
+    last = metas[-1]
+    return {
+        "state": {k: sum(s[k] for s in states) / len(states) for k in sorted(keys)},
+        **{k: last.get(k) for k in ("train_passages", "train_windows", "train_positives", "steps", "epochs_done")},
+        "seconds": sum(m.get("train_seconds") or 0 for m in metas),
+        "averaged_from": [{"file": Path(f).name, "steps": m.get("steps"), "created": m.get("created")}
+                          for f, m in zip(files, metas)],
+    }  # fmt: skip
+
+
 def read_items(reader, items) -> list[dict]:
     """The reader's best span and no-answer margin for each question, with its score against the gold."""
     out = []
@@ -368,6 +387,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--fresh", action="store_true", help="ignore a checkpoint in --workdir")
     p.add_argument("--limit", type=int, default=None, help="questions per article (default: all)")
+    p.add_argument(
+        "--average", nargs="+", metavar="READER", default=None,
+        help="no training: average these reader files' tensors (checkpoint averaging), then score and write --out",
+    )  # fmt: skip
     args = p.parse_args(argv)
 
     from rag.embedding import bundled_embedder_path
@@ -392,7 +415,8 @@ def main(argv: list[str] | None = None) -> int:
         return squad.questions(chosen, docs, limit, seed=args.seed)
 
     t0 = time.time()
-    args.train_items = _passages_for(pipeline, pick(args.train, args.limit), args.k, add_gold=True)
+    train_questions = [] if args.average else pick(args.train, args.limit)  # averaging trains nothing
+    args.train_items = _passages_for(pipeline, train_questions, args.k, add_gold=True)
     calibrate_items = _passages_for(pipeline, pick(args.calibrate, args.limit), args.read_k, add_gold=False)
     held_items = (
         _passages_for(pipeline, pick(args.held_out, args.limit), args.read_k, add_gold=False) if args.held_out else []
@@ -403,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
 
-    fitted = train(args)
+    fitted = average(args.average) if args.average else train(args)
     meta = {
         "format": 2,
         "script": SCRIPT,
@@ -420,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
         "train_passages": fitted["train_passages"], "train_windows": fitted["train_windows"],
         "train_positives": fitted["train_positives"], "train_seconds": fitted["seconds"],
     }  # fmt: skip
+    if "averaged_from" in fitted:
+        meta["averaged_from"] = fitted["averaged_from"]
     reader = ReaderModel.from_state(args.embedder, fitted["state"], meta, threads=args.threads)
     cal = read_items(reader, calibrate_items)
     threshold = threshold_for(cal, args.max_false_refusals)

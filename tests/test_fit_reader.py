@@ -52,3 +52,28 @@ def test_smoke_run_trains_checkpoints_and_writes_a_loadable_reader_with_its_head
     capsys.readouterr()
     assert _run(tmp_path) == 0
     assert "resumed at step 2/2" in capsys.readouterr().err
+
+    # checkpoint averaging: no training, the mean of a file with itself is that file, the header says so
+    avg = tmp_path / "avg.safetensors"
+    assert _run(tmp_path, "--average", str(out), str(out), "--out", str(avg)) == 0
+    avg_state, avg_meta = load_reader_file(avg.read_bytes())
+    assert [a["file"] for a in avg_meta["averaged_from"]] == ["reader.safetensors"] * 2
+    assert all((avg_state[k] == state[k]).all() for k in state)
+
+
+def test_average_is_the_elementwise_mean_of_the_trained_tensors(tmp_path):
+    import torch
+
+    from rag.reader import FORMAT, save_reader
+    from rag_eval.fit_reader import average
+
+    meta = {"format": FORMAT, "steps": 10, "train_seconds": 5}
+    save_reader(tmp_path / "a.safetensors", {"head.weight": torch.full((2, 3), 1.0)}, meta)
+    save_reader(tmp_path / "b.safetensors", {"head.weight": torch.full((2, 3), 3.0)}, {**meta, "steps": 20})
+    out = average([str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors")])
+    assert torch.equal(out["state"]["head.weight"], torch.full((2, 3), 2.0))
+    assert out["steps"] == 20 and out["seconds"] == 10
+    assert [a["steps"] for a in out["averaged_from"]] == [10, 20]
+    save_reader(tmp_path / "c.safetensors", {"head.bias": torch.zeros(2)}, meta)
+    with pytest.raises(SystemExit, match="same tensors"):
+        average([str(tmp_path / "a.safetensors"), str(tmp_path / "c.safetensors")])
