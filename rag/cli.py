@@ -17,6 +17,7 @@ import contextlib
 import json
 import logging
 import sys
+import time
 from collections.abc import Iterable
 
 EXIT_USAGE = 2
@@ -100,7 +101,26 @@ def cmd_ingest(args) -> int:
 
         _, report = run_ingest(settings, embedder, bar.update, corpus=corpus, on_chunked=chunked)
     print(report.summary())
+    _prepare_reader(settings, args.quiet)
     return 0
+
+
+def _prepare_reader(settings, quiet: bool) -> None:
+    """The reader's ONNX export, made now if missing so that the first `rag serve` does not pay for it
+    (rag.pipeline.prepare_reader); a failure only warns: the index is built and serving falls back to torch."""
+    from rag.pipeline import prepare_reader
+
+    t0 = time.perf_counter()
+    try:
+        path = prepare_reader(settings)
+    except Exception as exc:  # noqa: BLE001 - the index is done; answering can still export or use torch
+        print(
+            f"warning: the reader's ONNX export could not be prepared ({exc}); `rag serve` will retry", file=sys.stderr
+        )
+        return
+    took = time.perf_counter() - t0
+    if path is not None and took > 1 and not quiet:
+        print(f"prepared the reader for answering in {took:.1f} s (once): {path}", file=sys.stderr)
 
 
 def _print_passages(query: str, passages, as_json: bool) -> None:
@@ -189,7 +209,8 @@ COMMANDS = {  # name: (one-line help, what it reads and writes: the --help descr
         "build or update the index from the documents folder",
         "Reads every document in the documents folder; writes the index folder (only changed documents are "
         "re-embedded). Prints a summary on stdout (each document read with its passages and their median length, "
-        "flagging one whose passages are far shorter than the chunk size), progress on stderr. " + FOLDERS,
+        "flagging one whose passages are far shorter than the chunk size), progress on stderr. The first time, also "
+        "writes the reader's ONNX export into RAG_ONNX_CACHE_DIR, so the first `rag serve` starts fast. " + FOLDERS,
     ),
     "search": (
         "show the passages retrieved for a query ('-' reads queries from stdin)",

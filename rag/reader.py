@@ -265,6 +265,14 @@ class ReaderModel:
     @classmethod
     def from_onnx(cls, base: Path, data: bytes, threads: int | None, cache_dir: Path, **kw) -> ReaderModel:
         """The reader under ONNX Runtime, exported once per (encoder weights, reader file) into `cache_dir`."""
+        from rag import encoder
+
+        model = cls.onnx_export(base, data, cache_dir)
+        return cls(OnnxNet(encoder.session(model, threads)), encoder.tokenizer(base), _metadata(data), **kw)
+
+    @staticmethod
+    def onnx_export(base: Path, data: bytes, cache_dir: Path) -> Path:
+        """The reader file's ONNX export in `cache_dir`, made with torch if it is not there yet (~8 s once)."""
         import hashlib
 
         from rag import encoder
@@ -280,8 +288,7 @@ class ReaderModel:
             state, _ = load_reader_file(data)
             encoder._export(build_net(base, state), path, ["start", "end"])  # noqa: SLF001
 
-        model = encoder.cached_export(cache_dir, "reader", key, export)
-        return cls(OnnxNet(encoder.session(model, threads)), encoder.tokenizer(base), meta, **kw)
+        return encoder.cached_export(cache_dir, "reader", key, export)
 
     def _fit_question(self, question: str) -> str:
         """A question too long to leave room for the passage windows is read by its first words (the

@@ -104,3 +104,34 @@ def test_onnx_reader_agrees_with_torch(cache):
         assert np.allclose(a.null, b.null, atol=1e-4)
     best = onnx.read(QUESTION, PASSAGES).best
     assert "December 6, 2023" in PASSAGES[best.passage][best.start : best.end]
+
+
+def test_prepare_reader_does_nothing_when_the_reader_is_off_or_under_torch(tmp_path):
+    from rag.pipeline import prepare_reader
+    from rag.settings import Settings
+
+    assert prepare_reader(Settings(reader="off", onnx_cache_dir=tmp_path)) is None
+    assert prepare_reader(Settings(encoder_runtime="torch", onnx_cache_dir=tmp_path)) is None
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_ingest_prepares_the_reader_export_so_the_first_serve_does_not_pay_for_it(tmp_path, monkeypatch, capsys):
+    """`rag ingest` leaves the reader's export in the cache (once); loading the reader then reuses it."""
+    from rag.cli import main
+    from rag.prompts import Templates
+    from rag.reader import OnnxNet, ReaderModel
+
+    from .conftest import ROOT
+
+    cache = tmp_path / "onnx"
+    monkeypatch.setenv("RAG_ONNX_CACHE_DIR", str(cache))
+    args = ["ingest", "--seeds-dir", str(ROOT / "seeds"), "--index-dir", str(tmp_path / "index")]
+    assert main(args) == 0
+    (export,) = cache.glob("reader-*.onnx")
+    capsys.readouterr()
+    stamp = export.stat().st_mtime_ns
+    assert main(args) == 0  # nothing to prepare the second time
+    assert "prepared the reader" not in capsys.readouterr().err and export.stat().st_mtime_ns == stamp
+    reader = ReaderModel.load(Templates(), bundled_embedder_path(), runtime="onnx", cache_dir=cache)
+    assert isinstance(reader.net, OnnxNet) and list(cache.glob("reader-*.onnx")) == [export]
