@@ -175,6 +175,13 @@ def train(args) -> dict:
     torch.set_num_threads(args.threads)
     tokenizer = tokenizer_for(args.embedder)
     net = ReaderNet.for_training(args.embedder, args.freeze_layers)
+    if args.init:  # a warm start: the trained tensors of an earlier reader, then this run's schedule
+        from rag.reader import load_reader_file
+
+        state, _ = load_reader_file(Path(args.init).read_bytes())
+        missing, unexpected = net.load_state_dict(state, strict=False)
+        if unexpected or any(p.requires_grad for k, p in net.named_parameters() if k in missing):
+            raise SystemExit(f"--init {args.init}: its tensors do not fit (--freeze-layers {args.freeze_layers})")
     rows = examples(args.train_items, args.negatives, args.seed)
     enc, starts, ends = encode(tokenizer, rows, args.max_length, args.stride)
     n = len(starts)
@@ -201,6 +208,10 @@ def train(args) -> dict:
     # resumed with a smaller --steps, the learning-rate decay then ends at the new total)
     key = {k: getattr(args, k) for k in ("seed", "lr", "batch", "max_length", "stride", "negatives", "freeze_layers")}
     key["examples"] = n
+    if args.init:
+        import hashlib
+
+        key["init"] = hashlib.sha256(Path(args.init).read_bytes()).hexdigest()[:16]
     step, spent = 0, 0.0
     if ckpt.exists() and not args.fresh:
         saved = torch.load(ckpt, weights_only=False)
@@ -387,6 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--fresh", action="store_true", help="ignore a checkpoint in --workdir")
     p.add_argument("--limit", type=int, default=None, help="questions per article (default: all)")
+    p.add_argument("--init", metavar="READER", help="start from this reader file's trained tensors (a warm start)")
     p.add_argument(
         "--average", nargs="+", metavar="READER", default=None,
         help="no training: average these reader files' tensors (checkpoint averaging), then score and write --out",
@@ -444,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
         "train_passages": fitted["train_passages"], "train_windows": fitted["train_windows"],
         "train_positives": fitted["train_positives"], "train_seconds": fitted["seconds"],
     }  # fmt: skip
+    if args.init:
+        meta["init"] = Path(args.init).name
     if "averaged_from" in fitted:
         meta["averaged_from"] = fitted["averaged_from"]
     reader = ReaderModel.from_state(args.embedder, fitted["state"], meta, threads=args.threads)

@@ -60,6 +60,12 @@ def test_smoke_run_trains_checkpoints_and_writes_a_loadable_reader_with_its_head
     assert [a["file"] for a in avg_meta["averaged_from"]] == ["reader.safetensors"] * 2
     assert all((avg_state[k] == state[k]).all() for k in state)
 
+    # a warm start from that reader: its own checkpoint key (not resumed from the first run's), named in the header
+    warm = tmp_path / "warm.safetensors"
+    assert _run(tmp_path, "--init", str(out), "--negatives", "2", "--out", str(warm)) == 0
+    assert "made with other settings" in capsys.readouterr().err
+    assert load_reader_file(warm.read_bytes())[1]["init"] == "reader.safetensors"
+
 
 def test_average_is_the_elementwise_mean_of_the_trained_tensors(tmp_path):
     import torch
