@@ -25,8 +25,9 @@ No model is downloaded: the first load exports the weights already here (the bun
 the reader's trained layers) with torch, once, into `RAG_ONNX_CACHE_DIR` under a name holding the sha256 of the
 files it came from, so changed weights get a new export and a stale one is never used. That first load pays
 torch and the export (a first `rag serve` was ready after 11 s instead of 2 s), so `rag ingest` makes both: the
-embedder's by loading it, the reader's afterwards (rag.pipeline.prepare_reader; first `rag ask` 10.1 -> 1.6 s). Needs the `onnx` package to export; without it (or on any export failure, e.g. an unwritable cache
-folder) the caller logs a warning and falls back to torch.
+embedder's by loading it, the reader's afterwards (rag.pipeline.prepare_reader; first `rag ask` 10.1 -> 1.6 s).
+Needs the `onnx` package to export; without it (or on any export failure, e.g. an unwritable cache folder) the
+caller logs a warning and falls back to torch.
 """
 
 from __future__ import annotations

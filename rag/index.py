@@ -563,9 +563,9 @@ def embed_all(texts: list[str], embedder: Embedder, progress: Callable[[int], ob
 
     Why longest first across the whole ingest: an embedder pads each batch to its longest text, and groups
     taken in document order mix short and long chunks. Sorted, each batch holds texts of nearly one length:
-    1,010 synthetic chunks (`rag bench`'s corpus, 2 threads) embedded in 9.3-10.1 s per 1,000 instead of
-    15.3 s in document order, the same vectors (sorting within a group of 64, as the embedder does, recovers
-    little). The order of the returned rows is the texts' order.
+    1,010 synthetic chunks (`rag bench`'s corpus, 2 threads) take 10.4-11.2 s per 1,000 instead of 15.1-16.4
+    in document order (`python -m rag_eval.bench.ingest_order`), the same vectors; sorting within a group of
+    64, as the embedder does, recovers little. The order of the returned rows is the texts' order.
     """
     out = np.zeros((len(texts), embedder.dim), dtype=np.float32)
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))

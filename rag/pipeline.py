@@ -83,7 +83,7 @@ def prepare_reader(settings: Settings) -> Path | None:
 
     Why: the first load exports it with torch, and that fell on the first `rag serve` after install: ready after
     10.1 s instead of 1.4 (measured 2026-12-07, fresh RAG_ONNX_CACHE_DIR, `rag ask` once then again). When the
-    export exists this only hashes nothing new and looks the file up (milliseconds)."""
+    export exists this costs hashing the 18 MB reader file and finding the export (tens of milliseconds)."""
     if settings.reader == "off" or settings.encoder_runtime != "onnx":
         return None
     from rag.embedding import bundled_embedder_path
