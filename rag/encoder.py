@@ -10,7 +10,7 @@ same and margins agree to 1e-4 (tests/test_encoder_runtime.py). Answering got fa
 embedded in 6.6 ms p50 (torch 15.1), the reader over 6 passages in 89 ms p50 (torch 124), 128 chunks embedded
 for ingest in 1.5 s (torch 1.75); a serving process peaks at 523 MB RSS instead of 845.
 
-Ingest is bound by the encoder's arithmetic, and what else was tried did not pay (2026-12-07, 500-800 SQuAD
+Making the encoder's arithmetic cheaper did not pay for ingest (2026-12-07, 500-800 SQuAD
 chunks of 80-150 words, 2 threads, `/tmp`-style scripts recorded in the commit): ONNX Runtime's BERT fusions
 (onnxruntime.transformers.optimizer) 39.3 s per 1,000 chunks vs 35.4 as exported (the runtime already fuses
 what matters); two sessions of one thread each 22.8 vs one session of two threads 22.2 (two threads already

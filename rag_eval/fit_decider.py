@@ -33,9 +33,10 @@ the 3-epoch reader and names-first ranking, the 15% threshold (14.2% on 1973_oil
 the answerable questions of the bundled article's development set (eval/questions.jsonl, whose CI gate
 allows 19%) and 24.8% on the four held-out SQuAD articles; the readers before it landed at 20.4% and
 24.0%. The 10% budget (threshold 0.0766, 9.4% on the calibration article) refuses 13.6% on
-eval/questions.jsonl. The choice was made knowing those held-out figures; eval/README.md says so. The same is fitted on three feature sets (`FEATURE_SETS`: the margin
-alone, the reader's five scores, all 16); `--features` picks the one written, and the header gives the
-cross-validated figures of all three.
+eval/questions.jsonl. The choice was made knowing those held-out figures; eval/README.md says so.
+
+The same is fitted on three feature sets (`FEATURE_SETS`: the margin alone, the reader's five scores, all
+16); `--features` picks the one written, and the header gives the cross-validated figures of all three.
 
 Why the margin alone by default (measured 2026-12-06, fitted on 1973_oil_crisis, 255 questions): all 16
 features won the calibration article's cross-validation (refusal recall 0.550 vs 0.436 at 14% false
