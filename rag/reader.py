@@ -136,19 +136,64 @@ def __getattr__(name):  # ReaderNet without importing torch at module import
     raise AttributeError(name)
 
 
+def members_of(state: dict) -> list[dict]:
+    """A file's trained tensors per reader: one reader's, or each member's of an ensemble, whose tensors are
+    stored as "members.<i>.<key>" (`fit_reader --ensemble`)."""
+    if not any(k.startswith("members.") for k in state):
+        return [state]
+    parts: dict[int, dict] = {}
+    for key, value in state.items():
+        head, _, rest = key.partition(".")
+        index, _, name = rest.partition(".")
+        if head != "members" or not index.isdigit() or not name:
+            raise TemplateError(f"{READER_FILE}: tensor {key} is neither a reader's nor an ensemble member's")
+        parts.setdefault(int(index), {})[name] = value
+    return [parts[i] for i in sorted(parts)]
+
+
+def _ensemble_class():
+    import torch
+    from torch import nn
+
+    class ReaderEnsemble(nn.Module):
+        """Readers trained apart read the same windows; their start and end logits are averaged, so spans,
+        "no answer" and margins are read as from one reader (and exported as one ONNX graph)."""
+
+        def __init__(self, nets):
+            super().__init__()
+            self.members = nn.ModuleList(nets)
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            outs = [m(input_ids, attention_mask, token_type_ids) for m in self.members]
+            return torch.stack([o[0] for o in outs]).mean(0), torch.stack([o[1] for o in outs]).mean(0)
+
+    return ReaderEnsemble
+
+
 def build_net(base: Path, state: dict):
-    """A `ReaderNet` on the encoder in `base` with the file's trained tensors copied in, in eval mode."""
+    """A `ReaderNet` on the encoder in `base` with the file's trained tensors copied in, in eval mode; for an
+    ensemble file, a `ReaderEnsemble` of them, the untrained parts (embeddings, frozen layers) held once."""
     import torch
 
-    net = _net_classes()(_load_encoder(base))
-    params = dict(net.named_parameters())
-    with torch.no_grad():
-        for key, value in state.items():
-            target = params.get(key)
-            if target is None or target.shape != value.shape:
-                raise TemplateError(f"{READER_FILE}: tensor {key} does not fit the encoder")
-            target.copy_(value)
-    return net.eval()
+    nets = []
+    for part in members_of(state):
+        net = _net_classes()(_load_encoder(base))
+        params = dict(net.named_parameters())
+        with torch.no_grad():
+            for key, value in part.items():
+                target = params.get(key)
+                if target is None or target.shape != value.shape:
+                    raise TemplateError(f"{READER_FILE}: tensor {key} does not fit the encoder")
+                target.copy_(value)
+        if nets:  # the bundled encoder's own parts are the same in every member: share them
+            first = nets[0].encoder
+            if not any(".embeddings." in k for k in part):
+                net.encoder.embeddings = first.embeddings
+            for j in range(len(net.encoder.encoder.layer)):
+                if not any(k.startswith(f"encoder.encoder.layer.{j}.") for k in part):
+                    net.encoder.encoder.layer[j] = first.encoder.layer[j]
+        nets.append(net)
+    return (nets[0] if len(nets) == 1 else _ensemble_class()(nets)).eval()
 
 
 def trainable_state(net) -> dict:

@@ -320,6 +320,26 @@ def average(files: list[str]) -> dict:
     }  # fmt: skip
 
 
+def ensemble(files: list[str]) -> dict:
+    """One reader file holding several readers' trained tensors as "members.<i>.<key>": answering runs each
+    member over the same windows and averages their start and end logits (rag.reader.build_net). The counts
+    are the last file's; training seconds add up."""
+    from rag.reader import load_reader_file, members_of
+
+    states, metas = zip(*(load_reader_file(Path(f).read_bytes()) for f in files))
+    for f, s in zip(files, states):
+        if len(members_of(s)) > 1:
+            raise SystemExit(f"--ensemble: {f} is an ensemble already; name its member files instead")
+    last = metas[-1]
+    return {
+        "state": {f"members.{i}.{k}": v for i, s in enumerate(states) for k, v in s.items()},
+        **{k: last.get(k) for k in ("train_passages", "train_windows", "train_positives", "steps", "epochs_done")},
+        "seconds": sum(m.get("train_seconds") or 0 for m in metas),
+        "ensemble_of": [{"file": Path(f).name, "steps": m.get("steps"), "negatives": m.get("negatives"),
+                         "init": m.get("init"), "created": m.get("created")} for f, m in zip(files, metas)],
+    }  # fmt: skip
+
+
 def read_items(reader, items) -> list[dict]:
     """The reader's best span and no-answer margin for each question, with its score against the gold."""
     out = []
@@ -406,9 +426,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fresh", action="store_true", help="ignore a checkpoint in --workdir")
     p.add_argument("--limit", type=int, default=None, help="questions per article (default: all)")
     p.add_argument("--init", metavar="READER", help="start from this reader file's trained tensors (a warm start)")
-    p.add_argument(
+    no_training = p.add_mutually_exclusive_group()
+    no_training.add_argument(
         "--average", nargs="+", metavar="READER", default=None,
         help="no training: average these reader files' tensors (checkpoint averaging), then score and write --out",
+    )  # fmt: skip
+    no_training.add_argument(
+        "--ensemble", nargs="+", metavar="READER", default=None,
+        help="no training: one file of these readers, their logits averaged when answering; score and write --out",
     )  # fmt: skip
     args = p.parse_args(argv)
 
@@ -434,7 +459,8 @@ def main(argv: list[str] | None = None) -> int:
         return squad.questions(chosen, docs, limit, seed=args.seed)
 
     t0 = time.time()
-    train_questions = [] if args.average else pick(args.train, args.limit)  # averaging trains nothing
+    combining = args.average or args.ensemble  # averaging or ensembling trains nothing
+    train_questions = [] if combining else pick(args.train, args.limit)
     args.train_items = _passages_for(pipeline, train_questions, args.k, add_gold=True)
     calibrate_items = _passages_for(pipeline, pick(args.calibrate, args.limit), args.read_k, add_gold=False)
     held_items = (
@@ -446,7 +472,7 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
 
-    fitted = average(args.average) if args.average else train(args)
+    fitted = average(args.average) if args.average else ensemble(args.ensemble) if args.ensemble else train(args)
     meta = {
         "format": 2,
         "script": SCRIPT,
@@ -465,8 +491,9 @@ def main(argv: list[str] | None = None) -> int:
     }  # fmt: skip
     if args.init:
         meta["init"] = Path(args.init).name
-    if "averaged_from" in fitted:
-        meta["averaged_from"] = fitted["averaged_from"]
+    for key in ("averaged_from", "ensemble_of"):
+        if key in fitted:
+            meta[key] = fitted[key]
     reader = ReaderModel.from_state(args.embedder, fitted["state"], meta, threads=args.threads)
     cal = read_items(reader, calibrate_items)
     threshold = threshold_for(cal, args.max_false_refusals)

@@ -83,3 +83,24 @@ def test_average_is_the_elementwise_mean_of_the_trained_tensors(tmp_path):
     save_reader(tmp_path / "c.safetensors", {"head.bias": torch.zeros(2)}, meta)
     with pytest.raises(SystemExit, match="same tensors"):
         average([str(tmp_path / "a.safetensors"), str(tmp_path / "c.safetensors")])
+
+
+def test_ensemble_stores_each_readers_tensors_under_its_member_index_and_names_them(tmp_path):
+    import torch
+
+    from rag.reader import FORMAT, members_of, save_reader
+    from rag_eval.fit_reader import ensemble
+
+    meta = {"format": FORMAT, "steps": 10, "train_seconds": 5, "negatives": 1}
+    save_reader(tmp_path / "a.safetensors", {"head.weight": torch.full((2, 3), 1.0)}, meta)
+    save_reader(tmp_path / "b.safetensors", {"head.weight": torch.full((2, 3), 3.0)}, {**meta, "negatives": 2})
+    out = ensemble([str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors")])
+    assert sorted(out["state"]) == ["members.0.head.weight", "members.1.head.weight"]
+    a, b = members_of(out["state"])
+    assert torch.equal(a["head.weight"], torch.full((2, 3), 1.0)) and torch.equal(
+        b["head.weight"], torch.full((2, 3), 3.0)
+    )
+    assert [m["negatives"] for m in out["ensemble_of"]] == [1, 2] and out["seconds"] == 10
+    save_reader(tmp_path / "ab.safetensors", out["state"], meta)
+    with pytest.raises(SystemExit, match="ensemble already"):
+        ensemble([str(tmp_path / "ab.safetensors"), str(tmp_path / "a.safetensors")])
