@@ -60,6 +60,16 @@ def test_smoke_run_trains_checkpoints_and_writes_a_loadable_reader_with_its_head
     assert [a["file"] for a in avg_meta["averaged_from"]] == ["reader.safetensors"] * 2
     assert all((avg_state[k] == state[k]).all() for k in state)
 
+    # an ensemble file of the reader with itself: both members' tensors, named in the header, read as that reader
+    ens = tmp_path / "ens.safetensors"
+    assert _run(tmp_path, "--ensemble", str(out), str(out), "--out", str(ens)) == 0
+    ens_state, ens_meta = load_reader_file(ens.read_bytes())
+    assert [m["file"] for m in ens_meta["ensemble_of"]] == ["reader.safetensors"] * 2
+    assert set(ens_state) == {f"members.{i}.{k}" for i in (0, 1) for k in state}
+    both = ReaderModel.from_state(bundled_embedder_path(), ens_state, ens_meta)
+    texts = ["The crisis began in October 1973.", "Unrelated."]
+    assert both.read("When did the oil crisis begin?", texts).spans == reading.spans
+
     # a warm start from that reader: its own checkpoint key (not resumed from the first run's), named in the header
     warm = tmp_path / "warm.safetensors"
     assert _run(tmp_path, "--init", str(out), "--negatives", "2", "--out", str(warm)) == 0
