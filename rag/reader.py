@@ -179,7 +179,8 @@ def build_net(base: Path, state: dict):
     import torch
 
     nets = []
-    for part in members_of(state):
+    parts = members_of(state)
+    for part in parts:
         net = _net_classes()(_load_encoder(base))
         params = dict(net.named_parameters())
         with torch.no_grad():
@@ -188,12 +189,12 @@ def build_net(base: Path, state: dict):
                 if target is None or target.shape != value.shape:
                     raise TemplateError(f"{READER_FILE}: tensor {key} does not fit the encoder")
                 target.copy_(value)
-        if nets:  # the bundled encoder's own parts are the same in every member: share them
-            first = nets[0].encoder
-            if not any(".embeddings." in k for k in part):
+        if nets:  # parts that neither this member nor the first trained are the bundled encoder's: share them
+            first, trained = nets[0].encoder, [*part, *parts[0]]
+            if not any(".embeddings." in k for k in trained):
                 net.encoder.embeddings = first.embeddings
             for j in range(len(net.encoder.encoder.layer)):
-                if not any(k.startswith(f"encoder.encoder.layer.{j}.") for k in part):
+                if not any(k.startswith(f"encoder.encoder.layer.{j}.") for k in trained):
                     net.encoder.encoder.layer[j] = first.encoder.layer[j]
         nets.append(net)
     return (nets[0] if len(nets) == 1 else _ensemble_class()(nets)).eval()

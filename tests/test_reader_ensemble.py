@@ -47,6 +47,17 @@ def test_an_ensemble_reads_the_mean_of_its_members_logits_sharing_the_untrained_
     first, second = both_net.members
     assert second.encoder.embeddings is first.encoder.embeddings  # untrained parts held once
     assert second.head is not first.head
+    # a layer one member trained is its own, never shared with (or borrowed from) another member
+    import torch
+
+    layer = {"encoder.encoder.layer.2.output.dense.bias": torch.ones(384)}
+    mixed = build_net(
+        base, {**{f"members.0.{k}": v for k, v in {**a, **layer}.items()}, "members.1.head.bias": b["head.bias"]}
+    )
+    m0, m1 = mixed.members
+    assert m1.encoder.encoder.layer[2] is not m0.encoder.encoder.layer[2]
+    assert not torch.equal(m1.encoder.encoder.layer[2].output.dense.bias, torch.ones(384))
+    assert m1.encoder.encoder.layer[3] is m0.encoder.encoder.layer[3]
     x = _inputs()
     (s1, e1), (s2, e2), (s, e) = one(*x), two(*x), TorchNet(both_net)(*x)
     assert not np.allclose(s1, s2)
