@@ -304,43 +304,46 @@ def train(args) -> dict:
     }
 
 
-def average(files: list[str]) -> dict:
-    """The element-wise mean of the trained tensors of reader files (checkpoint averaging), in the shape
-    `train` returns; the counts are the last file's. The files must come from one training run's settings."""
+def _combined(files: list[str], combine, provenance: str, fields: tuple[str, ...]) -> dict:
+    """Reader files made into one, in the shape `train` returns: `combine(states)` gives the tensors; the
+    counts are the last file's, training seconds add up, and `provenance` lists each file with its `fields`."""
     from rag.reader import load_reader_file
 
     states, metas = zip(*(load_reader_file(Path(f).read_bytes()) for f in files))
-    keys = set(states[0])
-    if any(set(s) != keys for s in states):
-        raise SystemExit(f"--average: {', '.join(files)} do not hold the same tensors")
     last = metas[-1]
     return {
-        "state": {k: sum(s[k] for s in states) / len(states) for k in sorted(keys)},
+        "state": combine(states),
         **{k: last.get(k) for k in ("train_passages", "train_windows", "train_positives", "steps", "epochs_done")},
         "seconds": sum(m.get("train_seconds") or 0 for m in metas),
-        "averaged_from": [{"file": Path(f).name, "steps": m.get("steps"), "created": m.get("created")}
-                          for f, m in zip(files, metas)],
-    }  # fmt: skip
+        provenance: [{"file": Path(f).name, **{k: m.get(k) for k in fields}} for f, m in zip(files, metas)],
+    }
+
+
+def average(files: list[str]) -> dict:
+    """The element-wise mean of the trained tensors of reader files (checkpoint averaging). The files must
+    come from one training run's settings."""
+
+    def mean(states):
+        keys = set(states[0])
+        if any(set(s) != keys for s in states):
+            raise SystemExit(f"--average: {', '.join(files)} do not hold the same tensors")
+        return {k: sum(s[k] for s in states) / len(states) for k in sorted(keys)}
+
+    return _combined(files, mean, "averaged_from", ("steps", "created"))
 
 
 def ensemble(files: list[str]) -> dict:
     """One reader file holding several readers' trained tensors as "members.<i>.<key>": answering runs each
-    member over the same windows and averages their start and end logits (rag.reader.build_net). The counts
-    are the last file's; training seconds add up."""
-    from rag.reader import load_reader_file, members_of
+    member over the same windows and averages their start and end logits (rag.reader.build_net)."""
+    from rag.reader import members_of
 
-    states, metas = zip(*(load_reader_file(Path(f).read_bytes()) for f in files))
-    for f, s in zip(files, states):
-        if len(members_of(s)) > 1:
-            raise SystemExit(f"--ensemble: {f} is an ensemble already; name its member files instead")
-    last = metas[-1]
-    return {
-        "state": {f"members.{i}.{k}": v for i, s in enumerate(states) for k, v in s.items()},
-        **{k: last.get(k) for k in ("train_passages", "train_windows", "train_positives", "steps", "epochs_done")},
-        "seconds": sum(m.get("train_seconds") or 0 for m in metas),
-        "ensemble_of": [{"file": Path(f).name, "steps": m.get("steps"), "negatives": m.get("negatives"),
-                         "init": m.get("init"), "created": m.get("created")} for f, m in zip(files, metas)],
-    }  # fmt: skip
+    def members(states):
+        for f, s in zip(files, states):
+            if len(members_of(s)) > 1:
+                raise SystemExit(f"--ensemble: {f} is an ensemble already; name its member files instead")
+        return {f"members.{i}.{k}": v for i, s in enumerate(states) for k, v in s.items()}
+
+    return _combined(files, members, "ensemble_of", ("steps", "negatives", "init", "created"))
 
 
 def read_items(reader, items) -> list[dict]:
