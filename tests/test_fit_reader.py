@@ -114,3 +114,18 @@ def test_ensemble_stores_each_readers_tensors_under_its_member_index_and_names_t
     save_reader(tmp_path / "ab.safetensors", out["state"], meta)
     with pytest.raises(SystemExit, match="ensemble already"):
         ensemble([str(tmp_path / "ab.safetensors"), str(tmp_path / "a.safetensors")])
+
+
+def test_the_shipped_reader_names_its_articles_and_was_not_trained_on_those_it_is_measured_or_calibrated_on():
+    """The shipped weights are what `python -m rag_eval.fit_reader`'s defaults make: trained on TRAIN only, so the
+    held-out figures in its header (and eval/README.md) and the decider's calibration article stay unseen."""
+    from rag.reader import READER_FILE, _metadata
+    from rag.prompts import Templates
+    from rag_eval import fit_reader
+
+    meta = _metadata(Templates().bytes(READER_FILE))
+    assert sorted(meta["train_articles"]) == sorted(fit_reader.TRAIN)
+    assert sorted(meta["held_out_articles"]) == sorted(fit_reader.HELD_OUT)
+    assert meta["calibration_articles"] == fit_reader.CALIBRATE
+    assert not set(meta["train_articles"]) & {*meta["held_out_articles"], *meta["calibration_articles"]}
+    assert meta["script"] == "rag_eval/fit_reader.py" and "SQuAD 2.0" in meta["data"]
