@@ -119,8 +119,8 @@ def test_ensemble_stores_each_readers_tensors_under_its_member_index_and_names_t
 def test_the_shipped_reader_names_its_articles_and_was_not_trained_on_those_it_is_measured_or_calibrated_on():
     """The shipped weights are what `python -m rag_eval.fit_reader`'s defaults make: trained on TRAIN only, so the
     held-out figures in its header (and eval/README.md) and the decider's calibration article stay unseen."""
-    from rag.reader import READER_FILE, _metadata
     from rag.prompts import Templates
+    from rag.reader import READER_FILE, _metadata
     from rag_eval import fit_reader
 
     meta = _metadata(Templates().bytes(READER_FILE))
