@@ -20,7 +20,9 @@ directly, the same as transformers' tokenizer gives training (tests/test_encoder
 earlier format of low-rank adapters, 1 MB, could not move the encoder far enough: held-out F1 0.39.) A file may
 also hold several readers whose logits are averaged (`fit_reader --ensemble`); the one measured, the shipped
 reader with one trained afresh, answered better on the held-out articles (answerable F1 54.2 -> 55.6) but worse
-on the bundled document sets, at twice the reading time, so a single reader ships (eval/README.md).
+on the bundled document sets, at twice the reading time, so a single reader ships (eval/README.md). The reader is
+data-bound: trained on two more SQuAD articles (17), on the two still held out its answerable F1 through the
+pipeline rose 55.3 -> 57.9 at fewer false refusals (18.0% -> 15.3%), more than any training recipe had given.
 """
 
 from __future__ import annotations
