@@ -76,7 +76,7 @@ def test_invalid_setting_is_a_clear_error(built):
 
 def test_ask_answers_every_stdin_line_with_one_model_load(built):
     tmp, _ = built
-    questions = "When did Brad Smith meet Wang Wentao?\nHow long did the meeting last?\n"
+    questions = "When did Brad Smith meet Wang Wentao?\nHow many employees does Microsoft have in China?\n"
     out = run(["ask", "-", "--json"], tmp, stdin=questions)
     assert out.returncode == 0, out.stderr
     first, second = (json.loads(line) for line in out.stdout.splitlines())
