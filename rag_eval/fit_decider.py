@@ -72,21 +72,54 @@ FEATURES = (
 FEATURE_SETS = {
     "margin": ("reader_margin",),
     "reader": ("reader_margin", "reader_score", "reader_null", "reader_gap", "reader_agree"),
+    # the reader's five and the answer's own checks, without the retrieval scores, whose scale depends on the
+    # collection (one short news article's look nothing like Wikipedia's: the module docstring)
+    "checks": (
+        "reader_margin",
+        "reader_score",
+        "reader_null",
+        "reader_gap",
+        "reader_agree",
+        "has_names",
+        "missing_names",
+        "typed_answer",
+        "untyped_question",
+        "support",
+        "echo",
+        "answer_log_words",
+        "answer_in_question",
+    ),
     "all": FEATURES,
 }
 DEFAULT_SET = "margin"  # why: the module docstring
 STRENGTHS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 
 
-def rows_from(results: list[Path]) -> tuple[list[dict], list[str]]:
-    """One row per scored question: answerable, F1, the names check, and the features (None when the pipeline
-    refused before there was a candidate: off-topic, nothing retrieved, no span)."""
-    rows, articles = [], []
+def rows_from(results: list[Path]) -> tuple[list[dict], list[str], list[dict]]:
+    """One row per scored question: its article, answerable, F1, the names check, and the features (None when the
+    pipeline refused before there was a candidate: off-topic, nothing retrieved, no span); the calibration
+    articles; and per results file, its articles and the reader that answered them.
+
+    A run whose reader was trained on one of its articles is refused: a reader is over-confident on its own
+    training questions, and a decider fitted there would answer too much elsewhere. Runs of an earlier reader
+    are allowed on articles it had not seen (its margins are on the same scale: the same base, head and data)."""
+    rows, articles, runs = [], [], []
     for path in results:
         loaded = json.loads(Path(path).read_text())
         config = loaded.get("config") or {}
         source = f" ({Path(config['file']).name})" if config.get("file") else ""
-        articles += [f"{a}{source}" for a in config.get("articles") or [Path(path).parent.name]]
+        titles = config.get("articles") or [Path(path).parent.name]
+        reader = config.get("reader") or {}
+        seen = sorted(set(titles) & set(reader.get("train_articles") or ()))
+        if seen:
+            raise SystemExit(
+                f"{path}: its reader (created {reader.get('created')}) was trained on {', '.join(seen)}; "
+                "calibrate on articles the reader has not seen"
+            )
+        articles += [f"{a}{source}" for a in titles]
+        runs.append(
+            {"articles": titles, "reader_created": reader.get("created"), "reader_commit": reader.get("commit")}
+        )
         for r in loaded["records"]:
             if r.get("error"):
                 continue
@@ -94,12 +127,13 @@ def rows_from(results: list[Path]) -> tuple[list[dict], list[str]]:
             extra = signals.get("extra") or {}
             usable = not r["refused"] and all(f in extra for f in FEATURES)
             rows.append({
+                "article": r.get("article") or Path(path).parent.name,
                 "answerable": bool(r["answerable"]),
                 "right": bool(r["answerable"]) and not r["refused"] and (r["f1"] or 0.0) >= RIGHT_F1,
                 "names_missing": bool(signals.get("missing_anchors")),
                 "x": {f: float(extra[f]) for f in FEATURES} if usable else None,
             })  # fmt: skip
-    return rows, articles
+    return rows, articles, runs
 
 
 def _standardise(X):  # noqa: N803 - scikit-learn's name for the feature matrix
@@ -115,15 +149,23 @@ def _fit(X, y, C):  # noqa: N803
     return LogisticRegression(C=C, max_iter=2000).fit(X, y)
 
 
-def cross_validated(X, y, seed: int = 0) -> tuple[float, np.ndarray, float]:  # noqa: N803
-    """The strength with the best 5-fold log-loss, its out-of-fold probabilities and the log-loss."""
-    from sklearn.model_selection import StratifiedKFold
+def cross_validated(X, y, groups=None, seed: int = 0) -> tuple[float, np.ndarray, float]:  # noqa: N803
+    """The strength with the best cross-validated log-loss, its out-of-fold probabilities and the log-loss.
 
-    folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
+    With three or more articles the folds are the articles (each predicted by a fit on the others): what the
+    decider meets in use is an article it was not fitted on, and a threshold that holds within one article
+    does not hold on the next (false refusals ranged 11-27% by article at one threshold). Else 5 stratified
+    folds."""
+    from sklearn.model_selection import LeaveOneGroupOut, StratifiedKFold
+
+    if groups is not None and len(set(groups)) >= 3:
+        splits = list(LeaveOneGroupOut().split(X, y, groups))
+    else:
+        splits = list(StratifiedKFold(n_splits=5, shuffle=True, random_state=seed).split(X, y))
     best = None
     for C in STRENGTHS:  # noqa: N806
         out = np.zeros(len(y))
-        for train, test in folds.split(X, y):
+        for train, test in splits:
             means, scales = _standardise(X[train])
             model = _fit((X[train] - means) / scales, y[train], C)
             out[test] = model.predict_proba((X[test] - means) / scales)[:, 1]
@@ -151,6 +193,17 @@ def decide(rows: list[dict], p: np.ndarray, q: np.ndarray, budget: float) -> dic
     return {"threshold": threshold, "require_names": True, **_figures(rows, p, q, refused)}
 
 
+def _refused(rows: list[dict], p: np.ndarray, threshold: float) -> np.ndarray:
+    """What the decider refuses at `threshold`: no candidate, the names rule, or P(right) under it."""
+    blocked = np.array([np.isnan(pi) or r["names_missing"] for r, pi in zip(rows, p)])
+    return blocked | (np.nan_to_num(p, nan=-1.0) < threshold)
+
+
+def _select(rows, p, q, refused, article):
+    keep = np.array([r["article"] == article for r in rows])
+    return [r for r, k in zip(rows, keep) if k], p[keep], q[keep], refused[keep]
+
+
 def _figures(rows, p, q, refused) -> dict:
     from rag_eval.stats import calibration
 
@@ -176,12 +229,19 @@ def fit_candidate(rows: list[dict], features: tuple[str, ...], budget: float) ->
     y_unans = np.array([int(not rows[i]["answerable"]) for i in usable])
     if not (0 < y_right.sum() < len(y_right)) or not (0 < y_unans.sum() < len(y_unans)):
         raise SystemExit("the calibration answers need right and wrong answers, answerable and unanswerable questions")
-    c_right, cv_p, loss = cross_validated(X, y_right)
-    c_unans, cv_q, _ = cross_validated(X, y_unans)
+    groups = [rows[i]["article"] for i in usable]
+    c_right, cv_p, loss = cross_validated(X, y_right, groups)
+    c_unans, cv_q, _ = cross_validated(X, y_unans, groups)
     p = np.full(len(rows), np.nan)
     q = np.full(len(rows), np.nan)
     p[usable], q[usable] = cv_p, cv_q
     chosen = decide(rows, p, q, budget)
+    if len({r["article"] for r in rows}) > 1:  # how far one threshold's figures move from article to article
+        refused = _refused(rows, p, chosen["threshold"])
+        chosen["by_article"] = {
+            a: {k: _figures(*_select(rows, p, q, refused, a))[k] for k in ("refusal_recall", "false_refusals")}
+            for a in sorted({r["article"] for r in rows})
+        }
     means, scales = _standardise(X)
     right = _fit((X - means) / scales, y_right, c_right)
     unans = _fit((X - means) / scales, y_unans, c_unans)
@@ -201,7 +261,7 @@ def fit_candidate(rows: list[dict], features: tuple[str, ...], budget: float) ->
 
 
 def fit(results: list[Path], out: Path, budget: float, name: str = DEFAULT_SET) -> dict:
-    rows, articles = rows_from(results)
+    rows, articles, runs = rows_from(results)
     if not rows:
         raise SystemExit("no answers in the results files")
     candidates = {k: fit_candidate(rows, feats, budget) for k, feats in FEATURE_SETS.items()}
@@ -215,6 +275,7 @@ def fit(results: list[Path], out: Path, budget: float, name: str = DEFAULT_SET) 
         "commit": _commit(),
         "data": "SQuAD 2.0 (CC BY-SA 4.0)",
         "fitted_on": sorted(set(articles)),
+        "runs": runs,
         "target": f"answerer: answerable and F1 >= {RIGHT_F1}; unanswerable: the question has no answer",
         "max_false_refusals": budget,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),

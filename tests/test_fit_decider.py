@@ -54,7 +54,7 @@ def test_the_fit_keeps_false_refusals_in_budget_and_writes_a_file_the_pipeline_l
     assert next(iter(summary["weights_by_size"])) == "reader_margin"  # the signal that carries the weight
     data = json.loads((out / DECIDER_FILE).read_text())
     assert data["script"] == "rag_eval/fit_decider.py" and data["fitted_on"] == ["Cal_article"]
-    assert data["max_false_refusals"] == 0.15 and set(data["candidates"]) == {"all", "margin", "reader"}
+    assert data["max_false_refusals"] == 0.15 and set(data["candidates"]) == {"all", "checks", "margin", "reader"}
     assert data["chosen"] == "all" and data["answerer"]["features"] == list(fit_decider.FEATURES)
     decider = FittedDecider.load(Templates(out), POLICY)
     q = analyse("When did it happen?")
@@ -104,3 +104,32 @@ def test_the_script_names_a_missing_results_file(tmp_path, capsys):
     with pytest.raises(SystemExit):
         fit_decider.main([str(tmp_path / "nope.json"), "--out", str(tmp_path / DECIDER_FILE)])
     assert "nope.json: no such results file" in capsys.readouterr().err
+
+
+def test_a_run_whose_reader_was_trained_on_its_article_is_refused(tmp_path):
+    path = _results(tmp_path / "cal")
+    data = json.loads(path.read_text())
+    data["config"]["reader"] = {"created": "2026-12-07", "commit": "abc", "train_articles": ["Other", "Cal_article"]}
+    path.write_text(json.dumps(data))
+    with pytest.raises(SystemExit, match="trained on Cal_article"):
+        fit_decider.fit([path], tmp_path / DECIDER_FILE, budget=0.15)
+    data["config"]["reader"]["train_articles"] = ["Other"]  # an earlier reader that had not seen it: allowed
+    path.write_text(json.dumps(data))
+    fit_decider.fit([path], tmp_path / DECIDER_FILE, budget=0.15)
+    runs = json.loads((tmp_path / DECIDER_FILE).read_text())["runs"]
+    assert runs == [{"articles": ["Cal_article"], "reader_created": "2026-12-07", "reader_commit": "abc"}]
+
+
+def test_with_three_articles_each_is_predicted_by_a_fit_on_the_others(tmp_path):
+    paths = []
+    for i, name in enumerate(["A", "B", "C"]):
+        path = _results(tmp_path / name, seed=i)
+        data = json.loads(path.read_text())
+        data["config"]["articles"] = [name]
+        for r in data["records"]:
+            r["article"] = name
+        path.write_text(json.dumps(data))
+        paths.append(path)
+    summary = fit_decider.fit(paths, tmp_path / DECIDER_FILE, budget=0.15)
+    by_article = summary["candidates"]["margin"]["by_article"]
+    assert set(by_article) == {"A", "B", "C"} and all(0 <= v["false_refusals"] <= 0.5 for v in by_article.values())

@@ -483,3 +483,18 @@ def test_rag_eval_squad_reports_a_bad_file_in_one_line(tmp_path, capsys):
     assert rag_main(["eval", "--squad", str(tmp_path / "missing.json"), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "missing.json" in err[0]
+
+
+def test_the_results_name_the_reader_that_answered():
+    """fit_decider refuses calibration answers from a reader trained on the same article: the config says which."""
+    from types import SimpleNamespace
+
+    from rag_eval.squad.running import _reader_config
+
+    meta = {"created": "2026-12-07", "commit": "abc", "train_articles": ["Warsaw"], "lr": 1e-4}
+    assert _reader_config(SimpleNamespace(meta=meta)) == {
+        "created": "2026-12-07",
+        "commit": "abc",
+        "train_articles": ["Warsaw"],
+    }
+    assert _reader_config(None) is None

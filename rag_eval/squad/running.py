@@ -78,6 +78,15 @@ def _settings_config(settings) -> dict:
     return {key: str(v) if isinstance(v, Path) else v for key, v in values.items()}
 
 
+def _reader_config(reader) -> dict | None:
+    """Which trained reader answered (its header's date, commit and training articles), or None: a decider
+    fitted on these answers must not be fitted on the reader's own training articles (rag_eval/fit_decider.py)."""
+    meta = getattr(reader, "meta", None)
+    if not meta:
+        return None
+    return {k: meta.get(k) for k in ("created", "commit", "train_articles")}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m rag_eval.squad FILE --articles A B --limit N --out DIR [--k K]`: index, ask, score, report."""
     args = _parser().parse_args(argv)
@@ -134,6 +143,7 @@ def evaluate(
         "k": settings.k,
         "n_questions": len(asked),
         "settings": _settings_config(settings),
+        "reader": _reader_config(pipeline.reader),
         "started": started.isoformat(timespec="seconds"),
         "duration_seconds": round(time.perf_counter() - t0, 1),
     }
