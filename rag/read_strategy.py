@@ -28,7 +28,7 @@ from rag.evidence import is_instruction
 from rag.prompts import Templates, gbnf_literal
 from rag.question import Question
 from rag.reader import Reader, Reading
-from rag.refusal import Signals, assess
+from rag.refusal import Signals, assess, subject_of
 from rag.retrieval import Passage
 from rag.strategies import Generative, Outcome, Plan, _Prompting, _Shown, evidence_of, span_checks
 from rag.text import words
@@ -122,7 +122,8 @@ class _ReaderLed:
             signals = picked[0].signals
         else:  # the names of the question may be spread over the two sentences
             quotes = " ".join(p.quote(by_n) for p in picked)
-            signals = assess(question, quotes, " ".join(ev.text for ev in evidence), relevance)
+            about = " ".join(dict.fromkeys(subject_of(by_n[p.n].passage.chunk) for p in picked))
+            signals = assess(question, quotes, " ".join(ev.text for ev in evidence), relevance, about=about)
         verdict = weakest_of([self.decider.verdict(question, signals, p.features) for p in picked])
         signals = Signals(**{**signals.to_dict(), "extra": {}})  # a copy: the proposal's stays as it was
         signals.extra = {
@@ -238,7 +239,7 @@ def span_features(
     item = by_n[p.n]
     quote = p.quote(by_n)
     s, e = _sentence(item, p.start, p.end)
-    signals = assess(question, quote, item.text[s:e], relevance)
+    signals = assess(question, quote, item.text[s:e], relevance, about=subject_of(item.passage.chunk))
     below = [q.margin for q in proposals if q is not p and q.margin <= p.margin]
     key = " ".join(words(quote.lower()))
     agree = sum(1 for q in proposals if q is not p and _overlaps(key, " ".join(words(q.quote(by_n).lower()))))

@@ -33,7 +33,7 @@ from rag.evidence import Candidate, is_instruction, select_sentences
 from rag.lexicon import REPAIRABLE_TYPES, STOPWORDS, STRICT_TYPES
 from rag.prompts import Templates, TemplateSet
 from rag.question import Question
-from rag.refusal import Signals, assess
+from rag.refusal import Signals, assess, subject_of
 from rag.spans import tidy
 from rag.text import stem, words
 
@@ -206,7 +206,7 @@ class Extractive(_Prompting):
             return self._finish_parts(question, cited, plan, relevance)
         citation, best = cited[0]
         sentence = best.text
-        signals = assess(question, citation.quote, sentence, relevance)
+        signals = assess(question, citation.quote, sentence, relevance, about=subject_of(best.item.passage.chunk))
         if not signals.typed and question.kind in REPAIRABLE_TYPES:
             citation, signals = self._repair(question, best, citation, signals, relevance)
         evidence = _evidence(best)
@@ -223,7 +223,8 @@ class Extractive(_Prompting):
         the answer is as sure as its weaker part."""
         quotes = " ".join(c.quote for c, _ in cited)
         sources = list({(b.item.n, b.start): b for _, b in cited}.values())
-        signals = assess(question, quotes, " ".join(b.text for b in sources), relevance)
+        about = " ".join(dict.fromkeys(subject_of(b.item.passage.chunk) for b in sources))
+        signals = assess(question, quotes, " ".join(b.text for b in sources), relevance, about=about)
         evidence = [_evidence(b) for b in sources]
         if len({c.quote.lower() for c, _ in cited}) < len(cited):
             return self.refuse("repeated", signals, evidence=evidence)
@@ -246,7 +247,9 @@ class Extractive(_Prompting):
             return citation, signals
         start, end = extend_typed(best.item.text, best.start + match.start(), best.start + match.end(), kind)
         citation = span_citation(best.item, start, end)
-        return citation, assess(question, citation.quote, sentence, relevance)
+        return citation, assess(
+            question, citation.quote, sentence, relevance, about=subject_of(best.item.passage.chunk)
+        )
 
 
 class Generative(_Prompting):

@@ -9,7 +9,7 @@ from rag.decider import FittedDecider, RulesDecider
 from rag.errors import TemplateError
 from rag.fitted import AnsweringModel, Logistic
 from rag.question import analyse
-from rag.refusal import RefusalPolicy, assess
+from rag.refusal import RefusalPolicy, assess, subject_of
 from rag.settings import AnsweringSettings
 
 SENTENCE = "Brad Smith met China's Minister of Commerce, Wang Wentao, on Wednesday, December 6, 2023."
@@ -118,3 +118,20 @@ def test_with_the_names_rule_a_candidate_missing_a_name_ranks_after_those_that_h
     assert scores[1] > scores[0]
     without = FittedDecider(POLICY, Logistic(("reader_margin",), (1.0,), 0.0, threshold=0.5)).rank(candidates)
     assert without == [9.0, 2.0]
+
+
+def test_a_name_the_document_or_heading_gives_counts_as_mentioned():
+    """An article on Warsaw says "the city"; a section under "Travel policy" does not repeat it."""
+    from rag.chunking import Chunk
+
+    q = analyse("What is the population of Warsaw?")
+    sentence = "The city has a population of 1.7 million."
+    assert assess(q, "1.7 million", sentence, 0.5).missing_anchors == ["Warsaw"]
+    chunk = Chunk("Warsaw.txt", "Warsaw.txt#3", 0, 40, sentence)
+    assert subject_of(chunk) == "Warsaw"
+    assert assess(q, "1.7 million", sentence, 0.5, about=subject_of(chunk)).missing_anchors == []
+    other = Chunk("Krakow.txt", "Krakow.txt#3", 0, 40, sentence)
+    assert assess(q, "1.7 million", sentence, 0.5, about=subject_of(other)).missing_anchors == ["Warsaw"]
+    handbook = Chunk("staff-handbook_2024.md", "x#1", 0, 9, "Meals", heading="Travel policy > Meals")
+    assert subject_of(handbook) == "staff handbook 2024 Travel policy > Meals"
+    assert subject_of(Chunk("", "#0", 0, 1, "x")) == ""
