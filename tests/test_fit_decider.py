@@ -133,3 +133,34 @@ def test_with_three_articles_each_is_predicted_by_a_fit_on_the_others(tmp_path):
     summary = fit_decider.fit(paths, tmp_path / DECIDER_FILE, budget=0.15)
     by_article = summary["candidates"]["margin"]["by_article"]
     assert set(by_article) == {"A", "B", "C"} and all(0 <= v["false_refusals"] <= 0.5 for v in by_article.values())
+
+
+def test_a_names_refusal_states_a_confidence_fitted_on_names_refusals(tmp_path):
+    """Names-rule refusals keep their span's features; P(no answer) is fitted on them with the share of names
+    missing, so a names refusal is as sure as such refusals were right, whatever its margin says."""
+    path = _results(tmp_path / "cal", n=200)
+    data = json.loads(path.read_text())
+    for r in data["records"]:
+        if r["signals"]:
+            r["signals"]["extra"]["missing_names"] = 1.0 if r["signals"]["missing_anchors"] else 0.0
+    rng = random.Random(3)
+    for i in range(60):  # names refusals: mostly unanswerable, with answer-like margins
+        extra = _features(rng.gauss(2.0, 1.0), rng)
+        extra["missing_names"] = 1.0
+        data["records"].append({
+            "id": f"n{i}", "answerable": i % 5 == 0, "f1": 0.0, "refused": True, "error": None,
+            "signals": {"missing_anchors": ["Xi"], "extra": extra},
+        })  # fmt: skip
+    path.write_text(json.dumps(data))
+    out = tmp_path / "prompts"
+    out.mkdir()
+    fit_decider.fit([path], out / DECIDER_FILE, budget=0.3)
+    written = json.loads((out / DECIDER_FILE).read_text())
+    assert written["unanswerable"]["features"] == ["reader_margin", "missing_names"]
+    assert written["answerer"]["features"] == ["reader_margin"]
+    decider = FittedDecider.load(Templates(out), POLICY)
+    q = analyse("When did Xi Jinping visit?")
+    signals = assess(q, "in 1973", "He visited in 1973.", 0.5)
+    verdict = decider.verdict(q, signals, {**_features(2.0, rng), "missing_names": 1.0})
+    assert verdict.refused and "Xi" in verdict.reason
+    assert verdict.p_unanswerable > 0.6  # 80% of such refusals were right
