@@ -1,22 +1,40 @@
 """Fit the reader-led engine's decider (rag/decider.py, `prompts/decider.json`) from the pipeline's own answers.
 
-    python -m rag_eval.fit_decider --calibration-copy /tmp/calprompts        # prompts whose decider answers all
-    RAG_PROMPTS_DIR=/tmp/calprompts rag eval --squad squad2-dev-10-articles.json.gz \\
-        --articles 1973_oil_crisis --out /tmp/cal                             # the calibration answers
-    python -m rag_eval.fit_decider /tmp/cal/results.json                     # writes prompts/decider.json
+    python -m rag_eval.fit_decider --calibration-copy /tmp/cal-new          # prompts whose decider answers all
+    RAG_PROMPTS_DIR=/tmp/cal-new rag eval --squad squad2-dev-10-articles.json.gz \\
+        --articles 1973_oil_crisis --out /tmp/cal-17                          # the shipped reader's answers
+    # the same from a checkout whose prompts/reader.safetensors is the 15-article reader (git show
+    # 328b772:prompts/reader.safetensors), on the two articles it was not trained on:
+    #   --articles Scottish_Parliament Imperialism --out /tmp/cal-15
+    python -m rag_eval.fit_decider /tmp/cal-17/results.json /tmp/cal-15/results.json   # writes decider.json
+
+Why three articles from two readers (2026-12-07, sixth session): the shipped reader was trained on every
+shared article but the calibration one and the two held out, so one article (255 questions) was all it
+could be calibrated on, and a threshold set on one article does not hold on the next. The reader before it
+(15 articles, commit 328b772) had not seen Scottish_Parliament and Imperialism, and its margins are on the
+same scale (same base, head and data, two articles fewer), so its answers to them are calibration data too:
+976 questions on three articles. Each results file names the reader that answered (`config.reader`), and a
+run on that reader's own training articles is refused (`rows_from`). With three or more articles the
+cross-validation folds are the articles: each is predicted by a fit on the others, which is what the
+decider meets in use.
 
 Why from the pipeline's own answers: the decider judges what the pipeline proposes — the reader's best span
 among the passages retrieval found, not the gold paragraph — so it is fitted on exactly that, with every
 feature the strategy records in the answer's signals (rag/read_strategy.py `span_features`: the reader's
 margin, its "no answer" score, the gap to the next span, how many spans agree, the retrieval scores, the
-names/type/support checks). The calibration article is one the reader was not trained on (a reader is
-over-confident on its own training questions) and the held-out articles are not used at all.
+names/type/support checks). The calibration articles are ones the answering reader was not trained on (a
+reader is over-confident on its own training questions) and the held-out articles are not used at all.
 
-Two logistic regressions over the standardised features (L2; the strength chosen by 5-fold cross-validated
-log-loss): `answerer` = P(the answer is right: answerable and F1 >= 0.5), the confidence of an answer;
-`unanswerable` = P(the question has no answer in the documents), the confidence of a refusal. The
-threshold on P(right) is the highest that keeps false refusals (refused answerable questions, the names
-rule included) within `--max-false-refusals` on the cross-validated probabilities.
+Two logistic regressions over the standardised features (L2; the strength chosen by cross-validated
+log-loss): `answerer` = P(the answer is right: answerable and F1 >= 0.5), the confidence of an answer, over
+the spans the names rule let through; `unanswerable` = P(the question has no answer in the documents), the
+confidence of a refusal, over every span, names refusals included, with the share of the question's names
+missing as one more feature. Before it was fitted only on the spans the names rule let through, a names
+refusal stated 0.49 while 73-83% of them were right on the calibration articles; with it (and the names
+check's document name, rag/refusal.py `subject_of`) the ECE on the held-out pair fell 0.104 -> 0.058
+(eval/README.md). The threshold on P(right) is the highest
+that keeps false refusals (refused answerable questions, the names rule included) within
+`--max-false-refusals` on the cross-validated probabilities.
 
 The names rule (refuse when a name of the question is missing from the cited sentence) is always on, and
 candidates are ranked with it: a span whose sentence lacks a name ranks after those that have them all
@@ -35,8 +53,9 @@ allows 19%) and 24.8% on the four held-out SQuAD articles; the readers before it
 24.0%. The 10% budget (threshold 0.0766, 9.4% on the calibration article) refuses 13.6% on
 eval/questions.jsonl. The choice was made knowing those held-out figures; eval/README.md says so.
 
-The same is fitted on three feature sets (`FEATURE_SETS`: the margin alone, the reader's five scores, all
-16); `--features` picks the one written, and the header gives the cross-validated figures of all three.
+The same is fitted on four feature sets (`FEATURE_SETS`: the margin alone, the reader's five scores, those
+and the answer's checks without the retrieval scores, all 16); `--features` picks the one written, and the
+header gives the cross-validated figures of all four, with each article's.
 
 Why the margin alone by default (measured 2026-12-06, fitted on 1973_oil_crisis, 255 questions): all 16
 features won the calibration article's cross-validation (refusal recall 0.550 vs 0.436 at 14% false
@@ -45,7 +64,11 @@ articles their ranking was barely better (AUC for a right answer 0.731 vs 0.711;
 false refusals 0.246 vs 0.250), their threshold landed at 31.6% false refusals instead of 20.4%, and on
 the bundled news article accuracy fell from 0.659 to 0.568 (eval/questions.jsonl) and from 0.353 to 0.000
 (eval/questions_new.jsonl: the retrieval scores of one short article look nothing like Wikipedia's). The
-choice was made on that held-out and bundled data, which eval/README.md says next to the figures.
+choice was made on that held-out and bundled data, which eval/README.md says next to the figures. With
+three calibration articles (976 questions, each article predicted by a fit on the other two; 2026-12-07)
+no set separates better than the margin at the 10% budget: refusal recall 0.283 (margin), 0.302 (reader's
+five), 0.294 (checks), 0.312 (all 16), and no set narrows the spread of false refusals between articles
+(margin 8.5-12.3%, all 16 5.8-13.9%). The margin alone stays.
 """
 
 from __future__ import annotations
@@ -117,9 +140,10 @@ def rows_from(results: list[Path]) -> tuple[list[dict], list[str], list[dict]]:
                 "calibrate on articles the reader has not seen"
             )
         articles += [f"{a}{source}" for a in titles]
-        runs.append(
-            {"articles": titles, "reader_created": reader.get("created"), "reader_commit": reader.get("commit")}
-        )
+        runs.append({
+            "articles": titles, "reader_created": reader.get("created"), "reader_commit": reader.get("commit"),
+            "reader_trained_on": reader.get("train_articles"),
+        })  # fmt: skip
         for r in loaded["records"]:
             if r.get("error"):
                 continue

@@ -95,9 +95,14 @@ def test_a_malformed_decider_file_says_how_to_fix_it(tmp_path):
 def test_the_shipped_decider_names_its_data_and_script():
     data = Templates().json(DECIDER_FILE)
     assert data["format"] == 1 and "SQuAD" in data["data"] and data["script"].startswith("rag_eval/")
-    from rag_eval.fit_reader import HELD_OUT, TRAIN
+    from rag_eval.fit_reader import HELD_OUT
 
-    assert not any(a.split(" ")[0] in {*HELD_OUT, *TRAIN} for a in data["fitted_on"])
+    assert not any(a.split(" ")[0] in HELD_OUT for a in data["fitted_on"])
+    assert data["runs"] and {a for run in data["runs"] for a in run["articles"]} == {
+        a.split(" ")[0] for a in data["fitted_on"]
+    }
+    for run in data["runs"]:  # each calibration article was answered by a reader that had not been trained on it
+        assert run["reader_trained_on"] and not set(run["articles"]) & set(run["reader_trained_on"])
 
 
 def test_the_script_names_a_missing_results_file(tmp_path, capsys):
@@ -117,7 +122,14 @@ def test_a_run_whose_reader_was_trained_on_its_article_is_refused(tmp_path):
     path.write_text(json.dumps(data))
     fit_decider.fit([path], tmp_path / DECIDER_FILE, budget=0.15)
     runs = json.loads((tmp_path / DECIDER_FILE).read_text())["runs"]
-    assert runs == [{"articles": ["Cal_article"], "reader_created": "2026-12-07", "reader_commit": "abc"}]
+    assert runs == [
+        {
+            "articles": ["Cal_article"],
+            "reader_created": "2026-12-07",
+            "reader_commit": "abc",
+            "reader_trained_on": ["Other"],
+        }
+    ]
 
 
 def test_with_three_articles_each_is_predicted_by_a_fit_on_the_others(tmp_path):
