@@ -67,12 +67,14 @@ class _ReaderLed:
     read_k: int
     candidates: int
     cut: float | None
+    union: float
 
     def _setup(self, reader: Reader, answering: AnsweringSettings) -> None:
         self.reader = reader
         self.read_k = answering.reader_k
         self.candidates = answering.reader_candidates
         self.cut = answering.reader_threshold  # an optional hard floor on the margin; the decider decides
+        self.union = answering.reader_span_union
 
     def fetch_k(self, k: int) -> int:
         return max(k, self.read_k)
@@ -98,8 +100,12 @@ class _ReaderLed:
             key = " ".join(quote.lower().split())
             if not key or key in seen or is_instruction(quote):
                 continue
-            if any(p.n == n and p.start < s.end and s.start < p.end for p in out):
-                continue  # overlaps a better span of the same passage
+            better = next((p for p in out if p.n == n and p.start < s.end and s.start < p.end), None)
+            if better is not None:  # overlaps a better span of the same passage: close enough, it widens it
+                if self.union and s.margin >= better.margin - self.union:
+                    better.start, better.end = min(better.start, s.start), max(better.end, s.end)
+                    seen.add(" ".join(by_n[n].text[better.start : better.end].lower().split()))
+                continue
             seen.add(key)
             out.append(Proposal(n, s.start, s.end, s.margin, rank, s.score))
             if len(out) >= MAX_PROPOSALS:

@@ -249,6 +249,13 @@ class AnsweringSettings(_Group):
         description="Extractive: reader spans the generator may choose from (1: the reader's best span is the reply "
         "and the generator is not called); generative: reader spans shown to the model as candidate facts.",
     )
+    reader_span_union: float = Field(
+        0.0,
+        ge=0.0,
+        le=20.0,
+        description="Widen the reader's best span to the union with an overlapping span of the same passage whose "
+        "margin is within this much of it (logits); 0: never.",
+    )
     reader_threshold: float | None = Field(
         None,
         ge=-50.0,

@@ -208,3 +208,17 @@ def test_a_refusal_after_the_model_ran_keeps_the_deciders_probabilities(make):
     assert answer.refused and answer.reason == "The model found no answer in the passages"
     # P(right) for the reader's best span (margin 5) was sigmoid(5) before the model ran; refusing is 1 - that
     assert answer.confidence == pytest.approx(1 - 0.9933, abs=1e-3)
+
+
+def test_an_overlapping_span_close_behind_widens_the_best_one_when_asked(make):
+    """RAG_READER_SPAN_UNION: "December 6" and "Wednesday, December 6, 2023" overlap, one margin point apart."""
+    answers = lambda q: ["December 6", "Wednesday, December 6, 2023"]  # noqa: E731
+    pipeline, _, _ = make(answers)
+    assert pipeline.ask("When did Brad Smith meet Wang Wentao?").answer == "December 6 [1]"  # off by default
+    pipeline, _, _ = make(answers, reader_span_union=0.5)
+    assert pipeline.ask("When did Brad Smith meet Wang Wentao?").answer == "December 6 [1]"  # 1 point behind
+    pipeline, _, _ = make(answers, reader_span_union=1.0)
+    answer = pipeline.ask("When did Brad Smith meet Wang Wentao?")
+    assert answer.answer == "Wednesday, December 6, 2023 [1]"
+    (c,) = answer.citations
+    assert SEED_FILE.read_text()[c.start : c.end] == "Wednesday, December 6, 2023"
