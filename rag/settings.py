@@ -250,11 +250,12 @@ class AnsweringSettings(_Group):
         "and the generator is not called); generative: reader spans shown to the model as candidate facts.",
     )
     reader_span_union: float = Field(
-        0.0,
+        1.0,
         ge=0.0,
         le=20.0,
         description="Widen the reader's best span to the union with an overlapping span of the same passage whose "
-        "margin is within this much of it (logits); 0: never.",
+        "margin is within this much of it (logits); 0: never. 1 (chosen on the calibration articles) trades 2 "
+        "points of answerable F1 for 4 of containment: 'three' becomes 'three hundred years'.",
     )
     reader_threshold: float | None = Field(
         None,
