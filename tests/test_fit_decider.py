@@ -54,7 +54,7 @@ def test_the_fit_keeps_false_refusals_in_budget_and_writes_a_file_the_pipeline_l
     assert next(iter(summary["weights_by_size"])) == "reader_margin"  # the signal that carries the weight
     data = json.loads((out / DECIDER_FILE).read_text())
     assert data["script"] == "rag_eval/fit_decider.py" and data["fitted_on"] == ["Cal_article"]
-    assert data["max_false_refusals"] == 0.15 and set(data["candidates"]) == {"all", "checks", "margin", "reader"}
+    assert data["max_false_refusals"] == 0.15 and set(data["candidates"]) == set(fit_decider.FEATURE_SETS)
     assert data["chosen"] == "all" and data["answerer"]["features"] == list(fit_decider.FEATURES)
     decider = FittedDecider.load(Templates(out), POLICY)
     q = analyse("When did it happen?")
