@@ -87,14 +87,6 @@ class _ReaderLed:
     def select(self, question: Question, passages: list[Passage], k: int) -> tuple[list[Passage], Reading | None]:
         return reader_select(self.reader, question, passages, k)
 
-    def _sentence_margins(self, question: Question, out: list[Proposal], by_n: dict[int, Numbered]) -> list[float]:
-        """The reader's best margin over "no answer" with each proposal's sentence read alone, in one batch."""
-        if not out:
-            return []
-        sentences = [by_n[p.n].text[slice(*_sentence(by_n[p.n], p.start, p.end))] for p in out]
-        alone = self.reader.read(question.text, sentences)
-        return [max((s.margin for s in alone.spans if s.passage == i), default=-GAP_CAP) for i in range(len(out))]
-
     def proposals(
         self, question: Question, numbered: list[Numbered], reading: Reading | None, relevance: float = 0.0
     ) -> list[Proposal]:
@@ -123,10 +115,8 @@ class _ReaderLed:
             out.append(Proposal(n, s.start, s.end, s.margin, rank, s.score))
             if len(out) >= MAX_PROPOSALS:
                 break
-        alone = self._sentence_margins(question, out, by_n)
-        for p, m in zip(out, alone):
+        for p in out:
             p.features, p.signals = span_features(question, p, out, reading, by_n, relevance)
-            p.features["sentence_margin"] = round(m, 4)
         scores = self.decider.rank([p.features for p in out])
         order = sorted(range(len(out)), key=lambda i: -scores[i])
         return [out[i] for i in order]

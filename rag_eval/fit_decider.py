@@ -90,7 +90,7 @@ RIGHT_F1 = 0.5
 FEATURES = (
     "reader_margin", "reader_score", "reader_null", "reader_gap", "reader_agree", "relevance", "passage_dense",
     "passage_bm25", "has_names", "missing_names", "typed_answer", "untyped_question", "support", "echo",
-    "answer_log_words", "answer_in_question", "sentence_margin",
+    "answer_log_words", "answer_in_question",
 )  # fmt: skip
 FEATURE_SETS = {
     "margin": ("reader_margin",),
@@ -112,7 +112,6 @@ FEATURE_SETS = {
         "answer_log_words",
         "answer_in_question",
     ),
-    "sentence": ("reader_margin", "sentence_margin"),
     "all": FEATURES,
 }
 DEFAULT_SET = "margin"  # why: the module docstring
