@@ -73,7 +73,8 @@ def _progress(items: Sequence) -> Iterable:
 
 
 def _settings_config(settings) -> dict:
-    keys = ("model", "model_path", "mode", "k", "chunk_size", "chunk_overlap", "min_support", "min_relevance")
+    keys = ("model", "model_path", "mode", "k", "chunk_size", "chunk_overlap", "min_support", "min_relevance",
+            "reader", "reader_candidates", "reader_span_union")  # fmt: skip
     values = {key: getattr(settings, key) for key in keys}
     return {key: str(v) if isinstance(v, Path) else v for key, v in values.items()}
 
