@@ -207,7 +207,7 @@ def decide(rows: list[dict], p: np.ndarray, q: np.ndarray, budget: float) -> dic
     docstring), and what it gives: the refusal recall, false refusals, answered-and-right share, and the ECE of
     the stated confidences (P(right) for answers, P(unanswerable) for refusals) — on the rows' probabilities
     `p`, `q` (NaN: no candidate). When the names rule alone exceeds the budget the threshold is 0."""
-    blocked = np.array([np.isnan(pi) or r["names_missing"] for r, pi in zip(rows, p)])
+    blocked = _blocked(rows, p)
     ans = np.array([r["answerable"] for r in rows])
     t, refused = 0.0, blocked
     for candidate in sorted({float(x) for x in p[~np.isnan(p)]} | {0.0}):
@@ -219,10 +219,14 @@ def decide(rows: list[dict], p: np.ndarray, q: np.ndarray, budget: float) -> dic
     return {"threshold": threshold, "require_names": True, **_figures(rows, p, q, refused)}
 
 
+def _blocked(rows: list[dict], p: np.ndarray) -> np.ndarray:
+    """Refused whatever the threshold: no candidate, or the names rule."""
+    return np.array([np.isnan(pi) or r["names_missing"] for r, pi in zip(rows, p)])
+
+
 def _refused(rows: list[dict], p: np.ndarray, threshold: float) -> np.ndarray:
     """What the decider refuses at `threshold`: no candidate, the names rule, or P(right) under it."""
-    blocked = np.array([np.isnan(pi) or r["names_missing"] for r, pi in zip(rows, p)])
-    return blocked | (np.nan_to_num(p, nan=-1.0) < threshold)
+    return _blocked(rows, p) | (np.nan_to_num(p, nan=-1.0) < threshold)
 
 
 def _select(rows, p, q, refused, article):
@@ -285,7 +289,9 @@ def fit_candidate(rows: list[dict], features: tuple[str, ...], budget: float) ->
             "scales": [round(float(s), 6) for s in scales], "strength": C, **extra,
         }  # fmt: skip
 
-    answerer = model(X, y_right, c_right, features, threshold=chosen["threshold"], require_names=True)
+    answerer = model(
+        X, y_right, c_right, features, threshold=chosen["threshold"], require_names=chosen["require_names"]
+    )
     return {
         "answerer": answerer,
         "unanswerable": model(XU, y_unans, c_unans, refusal_features),
