@@ -24,7 +24,8 @@ from rag.citations import Numbered, number_passages
 from rag.decider import Decider
 from rag.errors import QueryError
 from rag.generation import Generator
-from rag.question import Question, analyse
+from rag.markers import MARKER, marker
+from rag.question import Question, analyse, sub_questions, without_instructions
 from rag.refusal import NOT_SURE
 from rag.retrieval import Passage, Retriever
 from rag.strategies import Outcome, Plan, Strategy
@@ -197,8 +198,13 @@ class Answerer:
         """Events: SourcesEvent, TokenEvent…, AnswerEvent. The answer's timings: `generate_ms` is the model's
         generation alone (0 when it was not called), `steps_ms` every other step (STEPS), `retrieve_ms` the
         steps up to the retrieved passages (RETRIEVE_STEPS)."""
+        asked = without_instructions(question)
+        parts = sub_questions(asked)
+        if len(parts) > 1:
+            yield from self._stream_parts(question, parts, k)
+            return
         t0 = time.perf_counter()
-        prepared = self.prepare(question, k)
+        prepared = self.prepare(asked, k)
         shown = [p.to_out() for p in prepared.passages]
         yield contract.SourcesEvent(passages=shown)
         raw = ""
@@ -219,6 +225,7 @@ class Answerer:
         else:
             outcome = self.strategy.finish(prepared.question, raw, plan, prepared.numbered, prepared.relevance or 0.0)
         answer = self._answer(prepared.question, outcome, raw, shown)
+        answer.question = question.strip()
         laps.lap("finish")
         steps = laps.steps
         answer.timings = contract.Timings(
@@ -227,6 +234,28 @@ class Answerer:
             total_ms=_ms(t0),
             steps_ms=steps,
         )
+        yield contract.AnswerEvent(answer=answer)
+
+    def _stream_parts(self, question: str, parts: list[str], k: int | None) -> Iterator[contract.StreamEvent]:
+        """Two questions joined in one (rag/question.py `sub_questions`): each answered on its own, then joined
+        (`join_answers`). The parts are answered before anything is streamed, so the sources event lists the
+        passages of both; the reply comes as one token event."""
+        t0 = time.perf_counter()
+        answers = [self.ask(part, k) for part in parts]
+        answer = join_answers(question.strip(), parts, answers, self.policy.refusal_text)
+        steps: dict[str, float] = {}
+        for a in answers:
+            for name, ms in a.timings.steps_ms.items():
+                steps[name] = round(steps.get(name, 0.0) + ms, 1)
+        answer.timings = contract.Timings(
+            retrieve_ms=round(sum(a.timings.retrieve_ms for a in answers), 1),
+            generate_ms=round(sum(a.timings.generate_ms for a in answers), 1),
+            total_ms=_ms(t0),
+            steps_ms=steps,
+        )
+        yield contract.SourcesEvent(passages=answer.passages)
+        if answer.raw:
+            yield contract.TokenEvent(text=answer.raw)
         yield contract.AnswerEvent(answer=answer)
 
     def _answer(self, question: Question, outcome: Outcome, raw: str, shown: list) -> contract.Answer:
@@ -277,3 +306,91 @@ def _probability(value) -> float | None:
     except (TypeError, ValueError):
         return None
     return round(min(1.0, max(0.0, p)), 4) if math.isfinite(p) else None
+
+
+def join_answers(question: str, parts: list[str], answers: list[contract.Answer], refusal_text: str) -> contract.Answer:
+    """One answer to a question asked in parts (`Answerer._stream_parts`): the parts' passages numbered once
+    (a passage both parts used is listed once), their replies joined with "; " ("December 6, 2023 [1]; Youdao
+    [2]"), a part the documents do not answer said so in its place ("…; what does Tesla operate in China?
+    The documents don't say."), refused only when every part is.
+
+    Confidence: the whole reply is right when every part is, so it is the product of the parts' confidences
+    (each the decider's probability that its part's answer, or refusal, is right; treated as independent).
+    A refusal of every part is right when at least one part has no answer: 1 - the product of (1 - each)."""
+    passages: list[contract.PassageOut] = []
+    number: dict[str, int] = {}
+    maps: list[dict[int, int]] = []
+    for a in answers:
+        mapping = {}
+        for i, p in enumerate(a.passages, 1):
+            if p.chunk_id not in number:
+                passages.append(p)
+                number[p.chunk_id] = len(passages)
+            mapping[i] = number[p.chunk_id]
+        maps.append(mapping)
+
+    def text(value: str, mapping: dict[int, int]) -> str:
+        return MARKER.sub(lambda m: marker(mapping.get(int(m.group(1)), int(m.group(1)))), value)
+
+    def moved(items: list, mapping: dict[int, int]) -> list:
+        return [x.model_copy(update={"n": mapping.get(x.n, x.n)}) for x in items]
+
+    confidences = [a.confidence for a in answers]
+    known = None not in confidences
+    answered = [i for i, a in enumerate(answers) if not a.refused]
+    citations: list[contract.Citation] = []
+    evidence: list[contract.Evidence] = []
+    guess = None
+    if answered:
+        pieces = []
+        for i, (part, a) in enumerate(zip(parts, answers)):
+            if a.refused:
+                pieces.append(f"{part[:1].lower()}{part[1:]} {refusal_text}")
+                continue
+            pieces.append(text(a.answer, maps[i]))
+            citations += [c for c in moved(a.citations, maps[i]) if c not in citations]
+            evidence += [e for e in moved(a.evidence, maps[i]) if e not in evidence]
+        reply, reason = "; ".join(pieces), None
+        confidence = math.prod(confidences) if known else None
+    else:
+        reply = refusal_text
+        reason = "; ".join(dict.fromkeys(a.reason for a in answers if a.reason)) or None
+        confidence = 1.0 - math.prod(1.0 - c for c in confidences) if known else None
+        for i, a in enumerate(answers):
+            evidence += [e for e in moved(a.evidence, maps[i]) if e not in evidence]
+        guesses = [(i, a.best_guess) for i, a in enumerate(answers) if a.best_guess is not None]
+        if guesses:
+            guess = contract.BestGuess(
+                answer="; ".join(text(g.answer, maps[i]) for i, g in guesses),
+                confidence=round(math.prod(g.confidence for _, g in guesses), 4),
+                citations=[c for i, g in guesses for c in moved(g.citations, maps[i])],
+                evidence=[e for i, g in guesses for e in moved(g.evidence, maps[i])],
+            )
+    return contract.Answer(
+        question=question,
+        answer=reply,
+        refused=not answered,
+        citations=citations,
+        evidence=evidence,
+        model=answers[0].model,
+        mode=answers[0].mode,
+        reason=reason,
+        signals={
+            "parts": [
+                {
+                    "question": part,
+                    "answer": a.answer,
+                    "refused": a.refused,
+                    "reason": a.reason,
+                    "confidence": a.confidence,
+                    "signals": a.signals,
+                }
+                for part, a in zip(parts, answers)
+            ]
+        },  # fmt: skip
+        raw="; ".join(a.raw for a in answers if a.raw),
+        dropped=[d for a in answers for d in a.dropped],
+        passages=passages,
+        confidence=None if confidence is None else round(min(1.0, max(0.0, confidence)), 4),
+        best_guess=guess,
+    )

@@ -162,6 +162,19 @@ CLAUSE_BREAK = re.compile(
     re.I,
 )
 
+# A question joined to a second one ("When was the meeting, and who translated it?"): each part is asked on its
+# own (rag/question.py `sub_questions`). The second part may be only its question word ("…, and with whom?").
+JOINED_QUESTIONS = re.compile(
+    r"^(?P<first>.+?)\s*(?P<comma>,?)\s+and\s+(?P<second>(?:(?:with|to|for|from|by|in|on|at)\s+)?"
+    r"(?:who|whom|whose|what|which|when|where|why|how)\b.*)$",
+    re.I | re.S,
+)
+# Words that open a question's body after its question word ("When [did Smith hold the talks]"): an elliptical
+# second part borrows that body ("with whom" -> "With whom did Smith hold the talks?").
+AUXILIARIES = frozenset(
+    "do does did is are was were has have had will would can could should shall may might must".split()
+)
+
 # Questions that ask for two things get two spans, each cited.
 TWO_PART_QUESTION = re.compile(
     r"\b(?:which|what|who|name)\s+(?:two|both)\b|\bwho\s+(?:met|called|visited|beat|defeated)\s+whom\b|"
