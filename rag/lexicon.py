@@ -175,9 +175,9 @@ AUXILIARIES = frozenset(
     "do does did is are was were has have had will would can could should shall may might must".split()
 )
 
-# Questions that ask for two things get two spans, each cited.
+# Questions that ask for two things get two spans, each cited ("what two…", "what were the two…", "who were two…").
 TWO_PART_QUESTION = re.compile(
-    r"\b(?:which|what|who|name)\s+(?:two|both)\b|\bwho\s+(?:met|called|visited|beat|defeated)\s+whom\b|"
+    r"\b(?:which|what|who|name)\s+(?:(?:are|were|is|was)\s+)?(?:the\s+)?(?:two|both)\b|\bwho\s+(?:met|called|visited|beat|defeated)\s+whom\b|"
     r"\b(?:who|what|which|when|where)\b[^?]*?,?\s+and\s+(?:who|what|which|when|where|how)\b",
     re.I,
 )

@@ -80,6 +80,10 @@ def test_instruction_pattern(text, hit):
     [
         ("Which two tech CEOs traveled to China?", 2),
         ("Who met whom on December 6?", 2),
+        ("What were the two big subjects the pair went over?", 2),
+        ("Who were two of Kublai's Chinese advisers?", 2),
+        ("What are the two bodies of the legislature?", 2),
+        ("What is the name of both?", 1),
         ("Who founded the company and when?", 2),
         ("When did Brad Smith meet Wang Wentao?", 1),
         ("What are salt and pepper?", 1),
