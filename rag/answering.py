@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from rag import contract
 from rag.citations import Numbered, number_passages
 from rag.decider import Decider
+from rag.describe import asks_description, describe
 from rag.errors import QueryError
 from rag.generation import Generator
 from rag.markers import MARKER, marker
@@ -39,8 +40,8 @@ class Prepared:
     passages: list[Passage]
     numbered: list[Numbered]
     relevance: float | None  # best dense cosine of the passages (None: nothing retrieved)
-    plan: Plan | None  # None: refused before generation
-    decided: Outcome | None = None  # the refusal decided before generation
+    plan: Plan | None  # None: decided before generation
+    decided: Outcome | None = None  # the outcome decided before generation: a refusal, or a description
     steps_ms: dict[str, float] = field(default_factory=dict)  # the steps so far (STEPS), in order
 
     @property
@@ -169,6 +170,14 @@ class Answerer:
         before = self.decider.before(q, relevance)
         decided = None if before is None else Outcome.decided(before)
         reading = None
+        if decided is None and asks_description(q):  # "What does the article say about …?": rag/describe.py
+            passages = self.fit_budget(q.text, passages[:k]) if passages else passages
+            laps.lap("read")
+            laps.lap("fit_budget")
+            numbered = number_passages(passages)
+            decided = describe(q, numbered, self.decider)
+            laps.lap("plan")
+            return Prepared(q, passages, numbered, relevance, None, decided, laps.steps)
         if decided is None:
             passages, reading = self.strategy.select(q, passages, k)
             laps.lap("read")

@@ -39,7 +39,7 @@ FORMAT = 1
 NAMES_PENALTY = 1e6  # FittedDecider.rank: a candidate the names rule would refuse ranks after all others
 
 Cause = Literal["instruction", "no_passage", "off_topic", "no_candidate", "unparsed", "repeated", "model_refused",
-                "unsupported"]  # fmt: skip
+                "unsupported", "not_mentioned"]  # fmt: skip
 REASONS: dict[str, str] = {
     "instruction": "That is an instruction to the assistant, not a question about the documents",
     "no_passage": "No passage of the documents matches the question",
@@ -49,6 +49,7 @@ REASONS: dict[str, str] = {
     "repeated": NO_CLEAR_ANSWER,
     "model_refused": "The model found no answer in the passages",
     "unsupported": "No sentence of the reply is supported by the passage it cites",
+    "not_mentioned": "The passages do not mention what the question is about",
 }
 
 
@@ -88,7 +89,10 @@ class Decider:
         return None if cause is None else self.refuse(cause)
 
     def refuse(self, cause: Cause, signals: Signals | None = None) -> Verdict:
-        """The verdict for a refusal a stage made: no candidate, a reply that is not one of the options…"""
+        """The verdict for a refusal a stage made: no candidate, a reply that is not one of the options…; a
+        sentence that does not mention the question's names says which (`signals.missing_anchors`)."""
+        if cause == "not_mentioned" and signals is not None and signals.missing_anchors:
+            return Verdict(None, plain_reason("missing_names", signals))
         return Verdict(None, REASONS[cause])
 
 

@@ -175,6 +175,24 @@ AUXILIARIES = frozenset(
     "do does did is are was were has have had will would can could should shall may might must".split()
 )
 
+# Questions that ask what the documents say about something: the answer is a description, not a span
+# (rag/describe.py). "What did X do?" is not one of them: SQuAD asks it with span answers, and the reader reads it.
+DESCRIBE_QUESTION = re.compile(
+    r"^\s*(?:what\s+(?:does|do|did)\s+(?:the|this|that|your|my|our)?\s*(?:article|document|text|passage|report|"
+    r"page|story|file|documents|sources?|news)\s+(?:say|tell|state|mention|report)s?\s+(?:us\s+)?about\b|"
+    r"(?:please\s+)?tell\s+me\s+(?:more\s+)?about\b|what\s+(?:is|was|are|were)\s+(?:known|said|written)\s+about\b|"
+    r"(?:please\s+)?(?:describe|summari[sz]e)\b|"
+    r"what\s+(?:is|was|are|were)\s+the\s+(?:connection|relationship|relation|link|tie)s?\s+(?:between|of)\b|"
+    r"how\s+(?:is|are|was|were)\s+.+?\s+(?:related|connected|linked)\b)",
+    re.I,
+)
+# Words of such a question that say it wants a description, not what it is about.
+DESCRIBE_WORDS = frozenset(
+    "article document documents text passage report page story file source sources news say says tell state "
+    "mention known written connection connections relationship relationships relation relations link links tie "
+    "ties related connected linked describe summarize summarise".split()
+)
+
 # Questions that ask for two things get two spans, each cited ("what two…", "what were the two…", "who were two…").
 TWO_PART_QUESTION = re.compile(
     r"\b(?:which|what|who|name)\s+(?:(?:are|were|is|was)\s+)?(?:the\s+)?(?:two|both)\b|\bwho\s+(?:met|called|visited|beat|defeated)\s+whom\b|"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag.answer_types import find_typed, has_type
-from rag.lexicon import CLAUSE_BREAK, INSTRUCTION
+from rag.lexicon import CLAUSE_BREAK, DESCRIBE_QUESTION, INSTRUCTION
 from rag.question import analyse
 from rag.text import words
 
@@ -91,6 +91,24 @@ def test_instruction_pattern(text, hit):
 )
 def test_two_part_questions(question, parts):
     assert analyse(question).parts == parts
+
+
+@pytest.mark.parametrize(
+    "question, describes",
+    [
+        ("What does the article say about Nvidia?", True),
+        ("what do the documents say about the budget", True),
+        ("What is the connection between OpenAI and ChatGPT?", True),
+        ("How are Tesla and China related?", True),
+        ("Tell me about the travel policy.", True),
+        ("Summarize the meeting.", True),
+        ("What did Youdao do?", False),  # SQuAD asks it with span answers: the reader's
+        ("What did the article's author study?", False),
+        ("When did Brad Smith meet Wang Wentao?", False),
+    ],
+)
+def test_questions_asking_for_a_description(question, describes):
+    assert bool(DESCRIBE_QUESTION.search(question)) is describes
 
 
 @pytest.mark.parametrize(

@@ -186,6 +186,28 @@ def test_an_instruction_before_a_real_question_is_dropped_and_the_question_answe
     assert attack.refused and "instruction" in attack.reason
 
 
+def test_a_question_about_what_the_documents_say_is_answered_with_the_sentence_that_says_it(make):
+    pipeline, generator, reader = make(lambda q: [])  # the reader finds no span: descriptions are not spans
+    answer = pipeline.ask("What does the article say about Nvidia?")
+    assert not answer.refused and reader.calls == [] and generator.calls == []
+    (c,) = answer.citations
+    text = SEED_FILE.read_text()
+    assert "Nvidia" in c.quote and text[c.start : c.end] == c.quote and c.quote.rstrip().endswith(".")
+    assert answer.answer == f"{c.quote.strip()} [{c.n}]" and answer.evidence[0].text == c.quote
+    assert answer.confidence is None  # no data to measure one on: none is stated
+    assert answer.signals["extra"]["described"] is True
+
+    both = pipeline.ask("What is the connection between OpenAI and ChatGPT?")
+    assert not both.refused and all("OpenAI" in c.quote and "ChatGPT" in c.quote for c in both.citations)
+
+
+def test_a_description_of_something_the_passages_never_name_is_refused_naming_it(make):
+    pipeline, _, _ = make(lambda q: [])
+    answer = pipeline.ask("What does the article say about Huawei?")
+    assert answer.refused and answer.citations == []
+    assert answer.reason == "The passages do not mention Huawei"
+
+
 def test_reading_orders_passages_by_best_margin():
     r = Reading([Span(2, 0, 3, 9.0, 4.0), Span(0, 0, 3, 8.0, 1.0), Span(2, 5, 9, 7.0, 0.5)], [1.0, 2.0, 3.0, 4.0])
     assert r.passage_order() == [2, 0, 1, 3]
