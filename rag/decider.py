@@ -14,7 +14,8 @@ built once by the pipeline (rag/pipeline.py `build_decider`):
 
 Implementations: `FittedDecider` — a logistic regression over named features, read from package data:
 `prompts/decider.json` for the reader-led engine (fitted by `python -m rag_eval.fit_decider` on the
-pipeline's own answers to a calibration article, for a stated false-refusal rate), the selector and
+pipeline's own answers to the calibration articles, for a stated false-refusal rate; its optional `ranker`,
+which of the reader's spans is the answer, by `python -m rag_eval.fit_ranker`), the selector and
 answerer of `prompts/answering_model.json` for the sentence engine (RAG_READER=off); and `RulesDecider`
 — the hand-set checks (RAG_DECISIONS=rules), which give no probability.
 """
@@ -166,13 +167,15 @@ class FittedDecider(Decider):
         if threshold is not None:
             answerer = replace(answerer, threshold=threshold)
         unanswerable = Logistic.from_dict(data["unanswerable"], "unanswerable") if data.get("unanswerable") else None
-        meta = {k: v for k, v in data.items() if k not in ("answerer", "unanswerable")}
+        ranker = Logistic.from_dict(data["ranker"], "ranker") if data.get("ranker") else None
+        meta = {k: v for k, v in data.items() if k not in ("answerer", "unanswerable", "ranker")}
         log.info(
-            "decider %s from %s: %d features, threshold %.4f, fitted on %s by %s",
+            "decider %s from %s: %d features, threshold %.4f, %s, fitted on %s by %s",
             DECIDER_FILE, templates.where, len(answerer.features), answerer.threshold,
+            f"ranker of {len(ranker.features)} features" if ranker else "ranked by the reader's margin",
             ", ".join(meta.get("fitted_on") or ["?"]), meta.get("script", "?"),
         )  # fmt: skip
-        return cls(policy, answerer, unanswerable=unanswerable, meta=meta, name="reader")
+        return cls(policy, answerer, ranker=ranker, unanswerable=unanswerable, meta=meta, name="reader")
 
 
 class RulesDecider(Decider):

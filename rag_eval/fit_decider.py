@@ -86,6 +86,7 @@ import numpy as np
 from rag.decider import DECIDER_FILE, FORMAT
 
 SCRIPT = "rag_eval/fit_decider.py"
+RANKER_KEYS = ("ranker", "ranker_fitted")  # written by rag_eval/fit_ranker.py, carried over by a refit
 RIGHT_F1 = 0.5
 FEATURES = (
     "reader_margin", "reader_score", "reader_null", "reader_gap", "reader_agree", "relevance", "passage_dense",
@@ -324,14 +325,18 @@ def fit(results: list[Path], out: Path, budget: float, name: str = DEFAULT_SET) 
         "answerer": chosen["answerer"],
         "unanswerable": chosen["unanswerable"],
     }
+    previous = json.loads(out.read_text()) if out.exists() else {}
+    for key in RANKER_KEYS:  # the ranker is fitted by rag_eval/fit_ranker.py; a refit of the answerer keeps it
+        if isinstance(previous, dict) and previous.get(key):
+            data[key] = previous[key]
     out.write_text(json.dumps(data, indent=1) + "\n")
     return {k: data[k] for k in ("chosen", "candidates", "weights_by_size")}
 
 
 def calibration_copy(prompts: Path, out: Path) -> Path:
     """A copy of the prompts folder whose decider answers every question it has a span for, except what the
-    names rule refuses (threshold 0; spans ranked as the shipped decider ranks them: names first, then the
-    reader's margin), for the calibration run that `fit` reads."""
+    names rule refuses (threshold 0; spans ranked as the shipped decider ranks them: names first, then its
+    ranker, or the reader's margin without one), for the calibration run that `fit` reads."""
     shutil.copytree(prompts, out, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
     passing = {
         "format": FORMAT,
@@ -344,6 +349,10 @@ def calibration_copy(prompts: Path, out: Path) -> Path:
             "require_names": True,
         },
     }
+    shipped = json.loads((prompts / DECIDER_FILE).read_text()) if (prompts / DECIDER_FILE).exists() else {}
+    for key in RANKER_KEYS:  # the calibration run ranks the spans as the shipped decider will
+        if isinstance(shipped, dict) and shipped.get(key):
+            passing[key] = shipped[key]
     (out / DECIDER_FILE).write_text(json.dumps(passing, indent=1) + "\n")
     return out
 
