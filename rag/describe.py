@@ -8,7 +8,8 @@ them (0 of 8,679 questions match `lexicon.DESCRIBE_QUESTION`), so there is no da
 
 The answer is up to `MAX_SENTENCES` sentences of the shown passages, in retrieval order, that mention every
 name the question gives (the names check's rule: the sentence, or its document's name and heading), or with no
-names, at least half of its content words; each is cited whole. Its confidence is None: not measured, and
+names, at least half of its content words; each is cited whole (no separate evidence: the sentence is the
+answer). Its confidence is None: not measured, and
 shown as such, never a made-up number. When no sentence mentions the names, the decider refuses in the names
 rule's words ("The passages do not mention …").
 """
@@ -23,7 +24,7 @@ from rag.evidence import is_instruction
 from rag.lexicon import DESCRIBE_QUESTION, DESCRIBE_WORDS
 from rag.question import Question
 from rag.refusal import Signals, subject_of
-from rag.strategies import Outcome, evidence_of
+from rag.strategies import Outcome
 from rag.text import context_terms, norm
 
 MAX_SENTENCES = 2
@@ -62,8 +63,7 @@ def describe(question: Question, numbered: list[Numbered], decider: Decider) -> 
         cause = "not_mentioned" if names and least_missing else "no_candidate"
         return Outcome.decided(decider.refuse(cause, signals), signals)
     citations = [span_citation(item, s, e) for item, s, e in picked]
-    evidence = [evidence_of(item, s, e) for item, s, e in picked]
     signals.missing_anchors = []
     signals.extra = {"described": True, "sentences": len(picked)}
     answer = " ".join(f"{c.quote.strip()} [{c.n}]" for c in citations)
-    return Outcome(answer, citations, evidence, signals, p_answer=None)
+    return Outcome(answer, citations, [], signals, p_answer=None)  # no evidence: the answer is the whole sentence
