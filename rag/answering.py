@@ -170,9 +170,10 @@ class Answerer:
         before = self.decider.before(q, relevance)
         decided = None if before is None else Outcome.decided(before)
         reading = None
-        if decided is None and asks_description(q):  # "What does the article say about …?": rag/describe.py
+        if decided is None and self.strategy.mode == "extractive" and asks_description(q):
+            # "What does the article say about …?" (rag/describe.py); a generative model writes its own description
+            laps.lap("read")  # nothing is read: the passages are taken in retrieval order
             passages = self.fit_budget(q.text, passages[:k]) if passages else passages
-            laps.lap("read")
             laps.lap("fit_budget")
             numbered = number_passages(passages)
             decided = describe(q, numbered, self.decider)

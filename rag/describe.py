@@ -9,9 +9,9 @@ them (0 of 8,679 questions match `lexicon.DESCRIBE_QUESTION`), so there is no da
 The answer is up to `MAX_SENTENCES` sentences of the shown passages, in retrieval order, that mention every
 name the question gives (the names check's rule: the sentence, or its document's name and heading), or with no
 names, at least half of its content words; each is cited whole (no separate evidence: the sentence is the
-answer). Its confidence is None: not measured, and
-shown as such, never a made-up number. When no sentence mentions the names, the decider refuses in the names
-rule's words ("The passages do not mention …").
+answer). Its confidence is None: not measured, and shown as such, never a made-up number. When no sentence
+mentions the names, the decider refuses in the names rule's words ("The passages do not mention …"). Only in
+extractive mode: a generative model writes its own description from the passages.
 """
 
 from __future__ import annotations

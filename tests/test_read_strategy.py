@@ -267,6 +267,15 @@ def test_generative_mode_shows_the_readers_spans_as_candidate_facts_and_keeps_th
     assert answer.confidence == answer.signals["extra"]["p_answer"]  # the decider's, on the reader's best span
 
 
+def test_in_generative_mode_the_model_writes_descriptions_itself(make):
+    def summarise(question, shown, messages):
+        return "The U.S. restricted exports of Nvidia chips [1]."
+
+    pipeline, generator, _ = make(lambda q: ["Nvidia chips"], summarise, mode="generative")
+    answer = pipeline.ask("What does the article say about Nvidia?")
+    assert len(generator.calls) == 1 and "described" not in (answer.signals or {}).get("extra", {})
+
+
 def test_generative_mode_refuses_on_the_deciders_verdict_without_running_the_model(make):
     pipeline, generator, _ = make(lambda q: ["December 6, 2023"], never_called, mode="generative")
     answer = pipeline.ask("When did Brad Smith meet Xi Jinping?")
