@@ -23,7 +23,7 @@ from rag.lexicon import (
     STOPWORDS,
     TWO_PART_QUESTION,
 )
-from rag.text import collapse_initialisms, norm, words
+from rag.text import collapse_initialisms, norm, numbers_in, words
 
 if TYPE_CHECKING:
     import numpy as np
@@ -38,6 +38,7 @@ class Question:
     asked: frozenset[str]  # every normalised word of the question (an answer must add something to these)
     avoid_start: frozenset[str]  # lower-cased content words an answer span may not start with (echo)
     parts: int = 1  # things asked for: 2 for "which two…", "who met whom", "what … and when …"
+    numbers: tuple[str, ...] = ()  # its numbers of two or more digits (rag.text.numbers_in): checked like names
     # the embedding of `text` (unit vector) once retrieval computed it; None: not embedded yet
     vector: np.ndarray | None = field(default=None, compare=False, repr=False)
 
@@ -170,4 +171,5 @@ def analyse(text: str) -> Question:
         asked=frozenset(norm(w) for w in words(collapse_initialisms(text))),
         avoid_start=frozenset(w for w in words(text) if w not in STOPWORDS),
         parts=2 if TWO_PART_QUESTION.search(text) else 1,
+        numbers=tuple(numbers_in(text)),
     )

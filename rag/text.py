@@ -56,6 +56,22 @@ def context_terms(text: str) -> set[str]:
     return found
 
 
+NUMBER = re.compile(r"\d+(?:[,.:]\d+)*")
+
+
+def numbers_in(text: str) -> list[str]:
+    """The numbers of two or more digits in a text, as the numbers check compares them: thousands separators
+    dropped ("3,000" -> "3000"), a time's colon read as a dot ("10:30" -> "10.30"), a decade by its year
+    ("the 1970s", "1950's" -> "1970", "1950"). Single digits are left out: they are as often written as words
+    ("5 times" for "fivefold", "2 parties" for "two")."""
+    found: list[str] = []
+    for m in NUMBER.finditer(text):
+        n = m.group().replace(",", "").replace(":", ".").strip(".")
+        if sum(c.isdigit() for c in n) >= 2 and n not in found:
+            found.append(n)
+    return found
+
+
 def counted(n: int, noun: str, plural: str | None = None) -> str:
     """ "1 document", "3 documents", "0 passages": every count a person reads goes through this, so no
     message says "1 documents"."""
