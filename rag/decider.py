@@ -138,7 +138,7 @@ class FittedDecider(Decider):
             scores = [float(c.get(self.rank_by, 0.0)) for c in candidates]
         if not self.answerer.require_names:
             return scores
-        return [s - NAMES_PENALTY if c.get("missing_names", 0.0) > 0 else s for s, c in zip(scores, candidates)]
+        return [s - NAMES_PENALTY if _unnamed(c) else s for s, c in zip(scores, candidates)]
 
     def verdict(self, question: Question, signals: Signals, features: Mapping[str, float]) -> Verdict:
         p = self.answerer.prob(features)
@@ -147,7 +147,7 @@ class FittedDecider(Decider):
         if self.unanswerable is not None:
             q = self.unanswerable.prob(features)
             weighed["p_unanswerable"] = round(q, 4)
-        if self.answerer.require_names and signals.missing_anchors:
+        if self.answerer.require_names and (signals.missing_anchors or signals.negation_missing):
             return Verdict(p, plain_reason("missing_names", signals), weighed, q)
         if p >= self.answerer.threshold:
             return Verdict(p, None, weighed, q)
@@ -194,7 +194,7 @@ class RulesDecider(Decider):
     def reason(self, signals: Signals) -> str | None:
         if not signals.typed:
             return plain_reason("typed", signals)
-        if signals.missing_anchors:
+        if signals.missing_anchors or signals.negation_missing:
             return plain_reason("missing_names", signals)
         if signals.echo:
             return plain_reason("echo", signals)
@@ -202,6 +202,11 @@ class RulesDecider(Decider):
             words_ = ", ".join(signals.missing_words[:5])
             return f"The passages say nothing about {words_}" if words_ else OFF_TOPIC
         return None
+
+
+def _unnamed(candidate: Mapping[str, float]) -> bool:
+    """Would the names rule refuse this candidate (a name or number of the question, or its negation, missing)?"""
+    return candidate.get("missing_names", 0.0) > 0 or candidate.get("negation_missing", 0.0) > 0
 
 
 def weakest_of(verdicts: Sequence[Verdict]) -> Verdict:

@@ -199,3 +199,15 @@ TWO_PART_QUESTION = re.compile(
     r"\b(?:who|what|which|when|where)\b[^?]*?,?\s+and\s+(?:who|what|which|when|where|how)\b",
     re.I,
 )
+
+
+# --- negation: a question asking what is *not* so needs a cited sentence that says something is not so ---------
+# SQuAD 2.0's adversaries insert a "not" into an answerable question ("Who does not have the ability to alter
+# income tax in Scotland?"); on the three calibration articles, of the answered questions with a negation, the
+# cited sentence had none for 22 unanswerable questions and 1 answerable one (rag/refusal.py).
+NEGATED_QUESTION = re.compile(r"\b(?:not|never|no longer)\b|n['\u2019]t\b", re.I)
+NEGATION = re.compile(
+    r"\b(?:not|no|never|none|nor|neither|nothing|nobody|without|cannot|unable|lack\w*|fail\w*|refus\w*|"
+    r"den(?:y|ies|ied)|except\w*|exclud\w*|instead|other than|ineligible)\b|n['\u2019]t\b",
+    re.I,
+)

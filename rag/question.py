@@ -18,6 +18,7 @@ from rag.lexicon import (
     DEMONYMS,
     INSTRUCTION,
     JOINED_QUESTIONS,
+    NEGATED_QUESTION,
     QUESTION_TYPES,
     QUESTION_WORDS,
     STOPWORDS,
@@ -39,6 +40,7 @@ class Question:
     avoid_start: frozenset[str]  # lower-cased content words an answer span may not start with (echo)
     parts: int = 1  # things asked for: 2 for "which two…", "who met whom", "what … and when …"
     numbers: tuple[str, ...] = ()  # its numbers of two or more digits (rag.text.numbers_in): checked like names
+    negated: bool = False  # asks what is not so ("Who did not…"): the cited sentence must say something is not
     # the embedding of `text` (unit vector) once retrieval computed it; None: not embedded yet
     vector: np.ndarray | None = field(default=None, compare=False, repr=False)
 
@@ -172,4 +174,5 @@ def analyse(text: str) -> Question:
         avoid_start=frozenset(w for w in words(text) if w not in STOPWORDS),
         parts=2 if TWO_PART_QUESTION.search(text) else 1,
         numbers=tuple(numbers_in(text)),
+        negated=bool(NEGATED_QUESTION.search(text)),
     )

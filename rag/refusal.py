@@ -9,6 +9,9 @@ similar as answerable ones, so refusal is decided from checks a reader could rep
   1998 act); on the three calibration articles the numbers check refused 24 unanswerable questions that had
   been answered and 1 answerable one (answered wrongly before): refusal recall 39.1 -> 43.3 at 7.9% false
   refusals, answerable F1 71.4 -> 72.1 (the ranker puts a span whose sentence lacks the number last);
+- negation: a question asking what is not so ("Who does not have the ability to alter income tax?", SQuAD 2.0's
+  other favourite trick) needs a cited sentence that negates something (`lexicon.NEGATION`: "not", "never",
+  "except", "without"…), checked and ranked like a name;
 - support: most of the question's content words (or close synonyms) must appear near the answer;
 - echo: an answer made only of the question's own words says nothing;
 - relevance: the best passage must be at least loosely about the question.
@@ -26,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rag.answer_types import find_typed, has_type
-from rag.lexicon import INSTRUCTION, STOPWORDS
+from rag.lexicon import INSTRUCTION, NEGATION, STOPWORDS
 from rag.question import Question
 from rag.text import collapse_initialisms, context_terms, norm, numbers_in, words
 
@@ -46,6 +49,7 @@ class Signals:
     relevance: float = 0.0  # best dense cosine among retrieved passages
     echo: bool = False  # the answer only repeats words of the question
     missing_words: list[str] = field(default_factory=list)  # the question's own words behind missing_terms
+    negation_missing: bool = False  # the question asks what is not so; the cited sentence negates nothing
     extra: dict = field(default_factory=dict)  # the fitted model's features, when one decided
 
     def to_dict(self) -> dict:
@@ -73,7 +77,10 @@ def assess(question: Question, answer: str, context: str, relevance: float, abou
     echo = bool(answer_terms) and answer_terms <= question.asked
     gone = set(missing)
     missing_words = list(dict.fromkeys(w for w in words(question.text) if norm(w) in gone))
-    return Signals(kind, typed, names, missing_anchors, support, terms, missing, relevance, echo, missing_words)
+    negation_missing = question.negated and not NEGATION.search(context)
+    return Signals(
+        kind, typed, names, missing_anchors, support, terms, missing, relevance, echo, missing_words, negation_missing
+    )
 
 
 def subject_of(chunk) -> str:
@@ -121,6 +128,7 @@ class RefusalPolicy:
 OFF_TOPIC = "The passages are about other things"
 NOT_SURE = "The documents don't say for sure"  # the confidence floor withheld the answer
 NO_CLEAR_ANSWER = "No sentence in the passages clearly answers this question"
+NOT_NEGATED = "No sentence in the passages says what the question asks is not so"
 
 KIND_WORDS = {
     "date": "a date", "time": "a time", "duration": "a length of time", "age": "an age", "number": "a number",
@@ -134,6 +142,8 @@ def plain_reason(feature: str, signals: Signals) -> str:
         return f"None of the passages gives {KIND_WORDS.get(signals.question_type, signals.question_type)} for this"
     if feature in ("anchors", "missing_names", "has_names") and signals.missing_anchors:
         return f"The passages do not mention {', '.join(signals.missing_anchors)}"
+    if feature in ("anchors", "missing_names", "has_names", "negation_missing") and signals.negation_missing:
+        return NOT_NEGATED
     if feature in ("echo", "answer_in_question"):
         return "The only candidate answer repeats the question's own words"
     if feature in ("cosine", "passage_cosine", "relevance", "passage_bm25"):

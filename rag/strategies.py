@@ -340,6 +340,7 @@ def span_checks(question: Question, quote: str, signals: Signals) -> dict[str, f
     span_terms = [w for w in words(quote) if w not in STOPWORDS]
     return {
         "missing_names": len(signals.missing_anchors) / len(signals.anchors) if signals.anchors else 0.0,
+        "negation_missing": float(signals.negation_missing),
         "typed_answer": float(signals.typed),
         "support": signals.support,
         "echo": float(signals.echo),

@@ -72,7 +72,9 @@ def collect(file: Path, titles: list[str] | None, out: Path, workdir: Path | Non
             {
                 "quote": p.quote(by_n),
                 "features": p.features,
-                "names_missing": bool(p.signals is not None and p.signals.missing_anchors),
+                "names_missing": bool(
+                    p.signals is not None and (p.signals.missing_anchors or p.signals.negation_missing)
+                ),
             }
             for p in found
         )

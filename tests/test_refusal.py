@@ -9,7 +9,7 @@ from rag.decider import FittedDecider, RulesDecider
 from rag.errors import TemplateError
 from rag.fitted import AnsweringModel, Logistic
 from rag.question import analyse
-from rag.refusal import RefusalPolicy, assess, subject_of
+from rag.refusal import NOT_NEGATED, RefusalPolicy, assess, subject_of
 from rag.settings import AnsweringSettings
 
 SENTENCE = "Brad Smith met China's Minister of Commerce, Wang Wentao, on Wednesday, December 6, 2023."
@@ -169,3 +169,34 @@ def test_a_number_of_the_question_is_checked_like_a_name():
     assert assess(decade, "The Scotland Act", "In the 1990s the Scotland Act was passed.", 0.5).missing_anchors == []
     titled = analyse("When did the 1973 oil crisis begin?")  # the document's name gives the year
     assert assess(titled, "October", "The crisis began in October.", 0.5, about="1973 oil crisis").missing_anchors == []
+
+
+@pytest.mark.parametrize(
+    "question, sentence, missing",
+    [
+        (
+            "Who does not have the ability to alter income tax?",
+            "The Parliament has the ability to alter income tax.",
+            True,
+        ),
+        ("Who does not have the ability to alter income tax?", "The Lords do not have the ability to alter it.", False),
+        ("Which region wasn't conquered?", "Every region was conquered except Iberia.", False),
+        ("Who never visited China?", "Tim Cook visited China in 2023.", True),
+        ("Who visited China?", "Tim Cook visited China in 2023.", False),  # no negation asked
+    ],
+)
+def test_a_question_asking_what_is_not_so_needs_a_sentence_that_negates(question, sentence, missing):
+    q = analyse(question)
+    signals = assess(q, "Tim Cook", sentence, 0.5)
+    assert signals.negation_missing is missing
+    model = Logistic(("cosine",), (1.0,), 10.0, threshold=0.5, require_names=True)
+    verdict = FittedDecider(POLICY, model).verdict(q, signals, {"cosine": 1.0})
+    assert verdict.reason == (NOT_NEGATED if missing else None)
+    assert (RULES.reason(signals) == NOT_NEGATED) is missing
+
+
+def test_a_span_whose_sentence_lacks_the_negation_ranks_after_one_that_has_it():
+    model = Logistic(("reader_margin",), (1.0,), 0.0, threshold=0.5, require_names=True)
+    candidates = [{"reader_margin": 9.0, "negation_missing": 1.0}, {"reader_margin": 2.0, "negation_missing": 0.0}]
+    scores = FittedDecider(POLICY, model).rank(candidates)
+    assert scores[1] > scores[0]
