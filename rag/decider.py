@@ -147,7 +147,7 @@ class FittedDecider(Decider):
         if self.unanswerable is not None:
             q = self.unanswerable.prob(features)
             weighed["p_unanswerable"] = round(q, 4)
-        if self.answerer.require_names and (signals.missing_anchors or signals.negation_missing):
+        if self.answerer.require_names and (signals.missing_anchors or signals.negation_missing or signals.opposites):
             return Verdict(p, plain_reason("missing_names", signals), weighed, q)
         if p >= self.answerer.threshold:
             return Verdict(p, None, weighed, q)
@@ -194,7 +194,7 @@ class RulesDecider(Decider):
     def reason(self, signals: Signals) -> str | None:
         if not signals.typed:
             return plain_reason("typed", signals)
-        if signals.missing_anchors or signals.negation_missing:
+        if signals.missing_anchors or signals.negation_missing or signals.opposites:
             return plain_reason("missing_names", signals)
         if signals.echo:
             return plain_reason("echo", signals)
@@ -205,8 +205,9 @@ class RulesDecider(Decider):
 
 
 def _unnamed(candidate: Mapping[str, float]) -> bool:
-    """Would the names rule refuse this candidate (a name or number of the question, or its negation, missing)?"""
-    return candidate.get("missing_names", 0.0) > 0 or candidate.get("negation_missing", 0.0) > 0
+    """Would the names rule refuse this candidate (a name or number of the question, or its negation, missing, or
+    its sentence saying the opposite of a question word)?"""
+    return any(candidate.get(k, 0.0) > 0 for k in ("missing_names", "negation_missing", "opposites"))
 
 
 def weakest_of(verdicts: Sequence[Verdict]) -> Verdict:

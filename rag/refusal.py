@@ -9,6 +9,9 @@ similar as answerable ones, so refusal is decided from checks a reader could rep
   1998 act); on the three calibration articles the numbers check refused 24 unanswerable questions that had
   been answered and 1 answerable one (answered wrongly before): refusal recall 39.1 -> 43.3 at 7.9% false
   refusals, answerable F1 71.4 -> 72.1 (the ranker puts a span whose sentence lacks the number last);
+- opposites: a question word the cited sentence lacks while it says the opposite (`lexicon.OPPOSITES`: "the
+  lowest form" asked of a sentence saying "the highest") refuses, in those words ('The passages say "highest",
+  not "lowest"'), and ranks like a missing name;
 - negation: a question asking what is not so ("Who does not have the ability to alter income tax?", SQuAD 2.0's
   other favourite trick) needs a cited sentence that negates something (`lexicon.NEGATION`: "not", "never",
   "except", "without"…), checked and ranked like a name;
@@ -25,11 +28,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field, fields
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rag.answer_types import find_typed, has_type
-from rag.lexicon import INSTRUCTION, NEGATION, STOPWORDS
+from rag.lexicon import INSTRUCTION, NEGATION, OPPOSITES, STOPWORDS
 from rag.question import Question
 from rag.text import collapse_initialisms, context_terms, norm, numbers_in, words
 
@@ -50,6 +54,7 @@ class Signals:
     echo: bool = False  # the answer only repeats words of the question
     missing_words: list[str] = field(default_factory=list)  # the question's own words behind missing_terms
     negation_missing: bool = False  # the question asks what is not so; the cited sentence negates nothing
+    opposites: list[str] = field(default_factory=list)  # "highest" said where the question says "lowest"
     extra: dict = field(default_factory=dict)  # the fitted model's features, when one decided
 
     def to_dict(self) -> dict:
@@ -79,8 +84,32 @@ def assess(question: Question, answer: str, context: str, relevance: float, abou
     missing_words = list(dict.fromkeys(w for w in words(question.text) if norm(w) in gone))
     negation_missing = question.negated and not NEGATION.search(context)
     return Signals(
-        kind, typed, names, missing_anchors, support, terms, missing, relevance, echo, missing_words, negation_missing
-    )
+        kind, typed, names, missing_anchors, support, terms, missing, relevance, echo, missing_words, negation_missing,
+        opposites_said(question.text, context),
+    )  # fmt: skip
+
+
+@lru_cache(maxsize=1)
+def _opposites() -> dict[str, frozenset[str]]:
+    pairs: dict[str, set[str]] = {}
+    for a, b in OPPOSITES:
+        pairs.setdefault(norm(a), set()).add(norm(b))
+        pairs.setdefault(norm(b), set()).add(norm(a))
+    return {k: frozenset(v) for k, v in pairs.items()}
+
+
+def opposites_said(question: str, context: str) -> list[str]:
+    """The context's words that say the opposite of a question word the context lacks ("highest" for "lowest"),
+    as 'said "highest", not "lowest"'; none when the question itself names both."""
+    opposite = _opposites()
+    asked = {norm(w): w for w in words(question)}
+    said = {norm(w): w for w in words(context)}
+    return [
+        f'"{said[o]}", not "{word}"'
+        for n, word in asked.items()
+        if n in opposite and n not in said and not opposite[n] & asked.keys()
+        for o in sorted(opposite[n] & said.keys())[:1]
+    ]
 
 
 def subject_of(chunk) -> str:
@@ -144,6 +173,8 @@ def plain_reason(feature: str, signals: Signals) -> str:
         return f"The passages do not mention {', '.join(signals.missing_anchors)}"
     if feature in ("anchors", "missing_names", "has_names", "negation_missing") and signals.negation_missing:
         return NOT_NEGATED
+    if feature in ("anchors", "missing_names", "has_names", "opposites") and signals.opposites:
+        return f"The passages say {'; '.join(signals.opposites)}"
     if feature in ("echo", "answer_in_question"):
         return "The only candidate answer repeats the question's own words"
     if feature in ("cosine", "passage_cosine", "relevance", "passage_bm25"):

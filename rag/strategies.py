@@ -341,6 +341,7 @@ def span_checks(question: Question, quote: str, signals: Signals) -> dict[str, f
     return {
         "missing_names": len(signals.missing_anchors) / len(signals.anchors) if signals.anchors else 0.0,
         "negation_missing": float(signals.negation_missing),
+        "opposites": float(len(signals.opposites)),
         "typed_answer": float(signals.typed),
         "support": signals.support,
         "echo": float(signals.echo),

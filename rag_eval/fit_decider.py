@@ -150,7 +150,9 @@ def rows_from(results: list[Path]) -> tuple[list[dict], list[str], list[dict]]:
                 continue
             signals = r.get("signals") or {}
             extra = signals.get("extra") or {}
-            names_missing = bool(signals.get("missing_anchors") or signals.get("negation_missing"))
+            names_missing = bool(
+                signals.get("missing_anchors") or signals.get("negation_missing") or signals.get("opposites")
+            )
             # a names-rule refusal keeps its span's features: its stated confidence, P(no answer), is fitted too
             usable = (not r["refused"] or names_missing) and all(f in extra for f in FEATURES)
             rows.append({

@@ -200,3 +200,27 @@ def test_a_span_whose_sentence_lacks_the_negation_ranks_after_one_that_has_it():
     candidates = [{"reader_margin": 9.0, "negation_missing": 1.0}, {"reader_margin": 2.0, "negation_missing": 0.0}]
     scores = FittedDecider(POLICY, model).rank(candidates)
     assert scores[1] > scores[0]
+
+
+@pytest.mark.parametrize(
+    "question, sentence, said",
+    [
+        (
+            "Who called imperialism the lowest stage of capitalism?",
+            "Lenin called it the highest stage.",
+            ['"highest", not "lowest"'],
+        ),
+        ("Who called imperialism the highest stage of capitalism?", "Lenin called it the highest stage.", []),
+        ("Is the lower or the higher rate paid?", "The higher rate is paid.", []),  # the question names both
+        ("Who bought the factory in 2005?", "In 2005 the owners sold the factory to AvtoZAZ.", []),  # a converse
+    ],
+)
+def test_a_sentence_saying_the_opposite_of_a_question_word_refuses_in_those_words(question, sentence, said):
+    q = analyse(question)
+    signals = assess(q, "Lenin", sentence, 0.5)
+    assert signals.opposites == said
+    model = Logistic(("cosine",), (1.0,), 10.0, threshold=0.5, require_names=True)
+    verdict = FittedDecider(POLICY, model).verdict(q, signals, {"cosine": 1.0})
+    assert verdict.reason == (f"The passages say {said[0]}" if said else None)
+    ranked = FittedDecider(POLICY, model).rank([{"cosine": 9.0, "opposites": 1.0}, {"cosine": 1.0, "opposites": 0.0}])
+    assert ranked[1] > ranked[0]
