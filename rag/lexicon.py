@@ -234,3 +234,6 @@ OPPOSITES: tuple[tuple[str, str], ...] = (
     ("women", "men"), ("absent", "present"), ("indirect", "direct"), ("informal", "formal"),
     ("internal", "external"), ("domestic", "foreign"),
 )  # fmt: skip
+# A negating prefix makes an opposite too: "unestablished" asked of a sentence saying "established" (on the
+# calibration articles, 3 unanswerable questions and no answerable one).
+NEGATING_PREFIX = re.compile(r"^(?:un|in|im|ir|il|dis|non)-?(\w{5,})$", re.I)

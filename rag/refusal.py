@@ -11,7 +11,7 @@ similar as answerable ones, so refusal is decided from checks a reader could rep
   refusals, answerable F1 71.4 -> 72.1 (the ranker puts a span whose sentence lacks the number last);
 - opposites: a question word the cited sentence lacks while it says the opposite (`lexicon.OPPOSITES`: "the
   lowest form" asked of a sentence saying "the highest") refuses, in those words ('The passages say "highest",
-  not "lowest"'), and ranks like a missing name;
+  not "lowest"'), and ranks like a missing name; so does a negating prefix ("unestablished" of "established");
 - negation: a question asking what is not so ("Who does not have the ability to alter income tax?", SQuAD 2.0's
   other favourite trick) needs a cited sentence that negates something (`lexicon.NEGATION`: "not", "never",
   "except", "without"…), checked and ranked like a name;
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rag.answer_types import find_typed, has_type
-from rag.lexicon import INSTRUCTION, NEGATION, OPPOSITES, STOPWORDS
+from rag.lexicon import INSTRUCTION, NEGATING_PREFIX, NEGATION, OPPOSITES, STOPWORDS
 from rag.question import Question
 from rag.text import collapse_initialisms, context_terms, norm, numbers_in, words
 
@@ -104,12 +104,15 @@ def opposites_said(question: str, context: str) -> list[str]:
     opposite = _opposites()
     asked = {norm(w): w for w in words(question)}
     said = {norm(w): w for w in words(context)}
-    return [
-        f'"{said[o]}", not "{word}"'
-        for n, word in asked.items()
-        if n in opposite and n not in said and not opposite[n] & asked.keys()
-        for o in sorted(opposite[n] & said.keys())[:1]
-    ]
+    found = []
+    for n, word in asked.items():
+        if n in said:
+            continue
+        if n in opposite and not opposite[n] & asked.keys():
+            found += [f'"{said[o]}", not "{word}"' for o in sorted(opposite[n] & said.keys())[:1]]
+        elif (m := NEGATING_PREFIX.match(word)) and (base := norm(m.group(1))) in said and base not in asked:
+            found.append(f'"{said[base]}", not "{word}"')
+    return found
 
 
 def subject_of(chunk) -> str:

@@ -213,6 +213,12 @@ def test_a_span_whose_sentence_lacks_the_negation_ranks_after_one_that_has_it():
         ("Who called imperialism the highest stage of capitalism?", "Lenin called it the highest stage.", []),
         ("Is the lower or the higher rate paid?", "The higher rate is paid.", []),  # the question names both
         ("Who bought the factory in 2005?", "In 2005 the owners sold the factory to AvtoZAZ.", []),  # a converse
+        (
+            "When was the company unestablished?",
+            "The company was established in 1600.",
+            ['"established", not "unestablished"'],
+        ),
+        ("What did the unions do?", "The ions moved.", []),  # not a prefix: too short a rest
     ],
 )
 def test_a_sentence_saying_the_opposite_of_a_question_word_refuses_in_those_words(question, sentence, said):
