@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 DECIDER_FILE = "decider.json"
 FORMAT = 1
 NAMES_PENALTY = 1e6  # FittedDecider.rank: a candidate the names rule would refuse ranks after all others
+REACH_PENALTY = 1e3  # FittedDecider.rank: a candidate beyond the ranker's reach ranks after those within it
 
 Cause = Literal["instruction", "no_passage", "off_topic", "no_candidate", "unparsed", "repeated", "model_refused",
                 "unsupported", "not_mentioned"]  # fmt: skip
@@ -112,12 +113,14 @@ class FittedDecider(Decider):
         ranker: Logistic | None = None,
         unanswerable: Logistic | None = None,
         rank_by: str = "reader_margin",
+        reach: float | None = None,
         meta: dict | None = None,
         name: str = "fitted",
     ):
         super().__init__(policy)
         self.answerer = answerer
         self.ranker = ranker
+        self.reach = reach
         self.unanswerable = unanswerable
         self.rank_by = rank_by
         self.meta = meta or {}
@@ -134,11 +137,26 @@ class FittedDecider(Decider):
         without "Youdao" and the answer was refused although the next passage said what Youdao did)."""
         if self.ranker is not None:
             scores = [self.ranker.prob(c) for c in candidates]
+            if self.reach is not None and candidates:
+                scores = self._within_reach(candidates, scores)
         else:
             scores = [float(c.get(self.rank_by, 0.0)) for c in candidates]
         if not self.answerer.require_names:
             return scores
         return [s - NAMES_PENALTY if _unnamed(c) else s for s, c in zip(scores, candidates)]
+
+    def _within_reach(self, candidates: Sequence[Mapping[str, float]], scores: list[float]) -> list[float]:
+        """The ranker may put first only a span the reader nearly prefers: within `reach` logits of the best margin
+        (among the spans the names rule lets through, when there are any). Beyond it the ranker overrode the reader
+        no better on the calibration articles (rag_eval/fit_ranker.py), and on paraphrased questions it followed
+        the passage's word overlap away from the reader's right answer ("What did the minister ask Microsoft to
+        do?": margin 3.7 for the right span, -2.4 for the one ranked first)."""
+        named = [c for c in candidates if not (self.answerer.require_names and _unnamed(c))] or list(candidates)
+        best = max(float(c.get(self.rank_by, 0.0)) for c in named)
+        return [
+            s if float(c.get(self.rank_by, 0.0)) >= best - self.reach else s - REACH_PENALTY
+            for s, c in zip(scores, candidates)
+        ]
 
     def verdict(self, question: Question, signals: Signals, features: Mapping[str, float]) -> Verdict:
         p = self.answerer.prob(features)
@@ -168,6 +186,7 @@ class FittedDecider(Decider):
             answerer = replace(answerer, threshold=threshold)
         unanswerable = Logistic.from_dict(data["unanswerable"], "unanswerable") if data.get("unanswerable") else None
         ranker = Logistic.from_dict(data["ranker"], "ranker") if data.get("ranker") else None
+        reach = data["ranker"].get("reach") if ranker is not None else None
         meta = {k: v for k, v in data.items() if k not in ("answerer", "unanswerable", "ranker")}
         log.info(
             "decider %s from %s: %d features, threshold %.4f, %s, fitted on %s by %s",
@@ -175,7 +194,10 @@ class FittedDecider(Decider):
             f"ranker of {len(ranker.features)} features" if ranker else "ranked by the reader's margin",
             ", ".join(meta.get("fitted_on") or ["?"]), meta.get("script", "?"),
         )  # fmt: skip
-        return cls(policy, answerer, ranker=ranker, unanswerable=unanswerable, meta=meta, name="reader")
+        return cls(
+            policy, answerer, ranker=ranker, unanswerable=unanswerable, meta=meta, name="reader",
+            reach=float(reach) if reach is not None else None,
+        )  # fmt: skip
 
 
 class RulesDecider(Decider):

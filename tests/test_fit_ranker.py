@@ -64,6 +64,14 @@ def test_the_ranker_beats_the_margin_by_article_and_the_pipeline_ranks_with_it(t
     assert scores[1] > scores[0]
     scores = decider.rank([louder, {**supported, "missing_names": 0.5}])
     assert scores[0] > scores[1]  # the names rule still ranks first
+    # the reach: the smallest that ranks as well as no limit, by article; beyond it the reader's margin decides
+    assert header["reach"] in fit_ranker.REACHES and data["ranker"]["reach"] == header["reach"] == decider.reach
+    by_reach = header["chosen_f1_by_reach"]
+    assert by_reach[str(header["reach"])]["all"] >= by_reach["None"]["all"]
+    if header["reach"] is not None:
+        far = {**supported, "reader_margin": 1.5 - header["reach"] - 0.1}
+        scores = decider.rank([louder, far])
+        assert scores[0] > scores[1]
 
 
 def test_refitting_the_answerer_keeps_the_ranker_and_the_calibration_copy_ranks_with_it(tmp_path, prompts):

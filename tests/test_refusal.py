@@ -230,3 +230,20 @@ def test_a_sentence_saying_the_opposite_of_a_question_word_refuses_in_those_word
     assert verdict.reason == (f"The passages say {said[0]}" if said else None)
     ranked = FittedDecider(POLICY, model).rank([{"cosine": 9.0, "opposites": 1.0}, {"cosine": 1.0, "opposites": 0.0}])
     assert ranked[1] > ranked[0]
+
+
+def test_the_ranker_puts_first_only_a_span_within_its_reach_of_the_readers_best():
+    """A ranker that prefers word overlap may not pick a span the reader scores far below its best."""
+    answerer = Logistic(("reader_margin",), (1.0,), 0.0, threshold=0.5, require_names=True)
+    ranker = Logistic(("passage_bm25",), (5.0,), 0.0)
+    best = {"reader_margin": 3.7, "passage_bm25": 0.3}
+    near = {"reader_margin": 2.0, "passage_bm25": 1.0}
+    far = {"reader_margin": -2.4, "passage_bm25": 1.0}
+    unlimited = FittedDecider(POLICY, answerer, ranker=ranker)
+    assert unlimited.rank([best, far])[1] > unlimited.rank([best, far])[0]
+    reach = FittedDecider(POLICY, answerer, ranker=ranker, reach=2.0)
+    assert reach.rank([best, far])[0] > reach.rank([best, far])[1]
+    assert reach.rank([best, near])[1] > reach.rank([best, near])[0]  # within reach the ranker decides
+    # the best margin is taken among the spans the names rule lets through
+    unnamed = {"reader_margin": 9.0, "passage_bm25": 0.0, "missing_names": 1.0}
+    assert reach.rank([unnamed, best, near])[2] == max(reach.rank([unnamed, best, near]))
