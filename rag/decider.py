@@ -165,7 +165,7 @@ class FittedDecider(Decider):
         if self.unanswerable is not None:
             q = self.unanswerable.prob(features)
             weighed["p_unanswerable"] = round(q, 4)
-        if self.answerer.require_names and (signals.missing_anchors or signals.negation_missing or signals.opposites):
+        if self.answerer.require_names and signals.fails_names:
             return Verdict(p, plain_reason("missing_names", signals), weighed, q)
         if p >= self.answerer.threshold:
             return Verdict(p, None, weighed, q)
@@ -216,7 +216,7 @@ class RulesDecider(Decider):
     def reason(self, signals: Signals) -> str | None:
         if not signals.typed:
             return plain_reason("typed", signals)
-        if signals.missing_anchors or signals.negation_missing or signals.opposites:
+        if signals.fails_names:
             return plain_reason("missing_names", signals)
         if signals.echo:
             return plain_reason("echo", signals)

@@ -60,6 +60,12 @@ class Signals:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def fails_names(self) -> bool:
+        """Does the names rule refuse: a name or number of the question missing from the cited sentence, a negation
+        it asks about not there, or the opposite of one of its words said instead?"""
+        return bool(self.missing_anchors or self.negation_missing or self.opposites)
+
 
 def assess(question: Question, answer: str, context: str, relevance: float, about: str = "") -> Signals:
     """The signals for `answer` (the cited span) inside `context` (the cited sentence); `about` is what the
@@ -99,8 +105,8 @@ def _opposites() -> dict[str, frozenset[str]]:
 
 
 def opposites_said(question: str, context: str) -> list[str]:
-    """The context's words that say the opposite of a question word the context lacks ("highest" for "lowest"),
-    as 'said "highest", not "lowest"'; none when the question itself names both."""
+    """The context's words that say the opposite of a question word the context lacks, as '"highest", not "lowest"';
+    none for a word whose opposite the question itself names too."""
     opposite = _opposites()
     asked = {norm(w): w for w in words(question)}
     said = {norm(w): w for w in words(context)}

@@ -81,10 +81,7 @@ def collect(file: Path, titles: list[str] | None, out: Path, workdir: Path | Non
             {
                 "quote": p.quote(by_n),
                 "features": p.features,
-                "names_missing": bool(
-                    p.signals is not None
-                    and (p.signals.missing_anchors or p.signals.negation_missing or p.signals.opposites)
-                ),
+                "names_missing": p.signals is not None and p.signals.fails_names,
             }
             for p in found
         )
