@@ -234,6 +234,9 @@ OPPOSITES: tuple[tuple[str, str], ...] = (
     ("women", "men"), ("absent", "present"), ("indirect", "direct"), ("informal", "formal"),
     ("internal", "external"), ("domestic", "foreign"),
 )  # fmt: skip
+# Ranks exclude each other as opposites do: "the fifth session" asked of a sentence on "the fourth" (on the
+# calibration articles' runs that fitted the decider, 7 unanswerable questions and 1 answerable one, half right).
+RANKS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
 # A negating prefix makes an opposite too: "unestablished" asked of a sentence saying "established" (on the
 # calibration articles, 3 unanswerable questions and no answerable one).
 NEGATING_PREFIX = re.compile(r"^(?:un|in|im|ir|il|dis|non)-?(\w{5,})$", re.I)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rag.answer_types import find_typed, has_type
-from rag.lexicon import INSTRUCTION, NEGATING_PREFIX, NEGATION, OPPOSITES, STOPWORDS
+from rag.lexicon import INSTRUCTION, NEGATING_PREFIX, NEGATION, OPPOSITES, RANKS, STOPWORDS
 from rag.question import Question
 from rag.text import collapse_initialisms, context_terms, norm, numbers_in, words
 
@@ -98,7 +98,8 @@ def assess(question: Question, answer: str, context: str, relevance: float, abou
 @lru_cache(maxsize=1)
 def _opposites() -> dict[str, frozenset[str]]:
     pairs: dict[str, set[str]] = {}
-    for a, b in OPPOSITES:
+    ranks = [(a, b) for a in RANKS for b in RANKS if a != b]
+    for a, b in (*OPPOSITES, *ranks):
         pairs.setdefault(norm(a), set()).add(norm(b))
         pairs.setdefault(norm(b), set()).add(norm(a))
     return {k: frozenset(v) for k, v in pairs.items()}

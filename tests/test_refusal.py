@@ -219,6 +219,7 @@ def test_a_span_whose_sentence_lacks_the_negation_ranks_after_one_that_has_it():
             ['"established", not "unestablished"'],
         ),
         ("What did the unions do?", "The ions moved.", []),  # not a prefix: too short a rest
+        ("What exists in the fifth session?", "In the fourth session, committees exist.", ['"fourth", not "fifth"']),
     ],
 )
 def test_a_sentence_saying_the_opposite_of_a_question_word_refuses_in_those_words(question, sentence, said):
