@@ -129,6 +129,19 @@ class Page:
     def bot_messages(self):
         return self.d.find_elements("css selector", '#rag-chat [data-testid="bot"]')
 
+    def click_scrolled(self, find, what: str) -> None:
+        """Click an element as a person would: scrolled into view first, and again if the page moved under the
+        pointer (an earlier answer sits in the chat's scrolling frame, where a bare click was intercepted by the
+        message list now and then). `find` returns the element afresh each try (the DOM is re-rendered)."""
+
+        def attempt() -> bool:
+            element = find()
+            self.d.execute_script("arguments[0].scrollIntoView({block: 'center'});", element)
+            element.click()
+            return True
+
+        self.wait(attempt, f"a click on {what}", timeout=20)
+
     def last_reply_html(self) -> str:
         return self.bot_messages()[-1].get_attribute("innerHTML")
 
@@ -259,7 +272,7 @@ def test_chat_with_a_fake_pipeline(browser, tmp_path):
         )
 
         # 7. clicking an earlier answer brings back its sources
-        page.bot_messages()[1].click()
+        page.click_scrolled(lambda: page.bot_messages()[1], "the first answer")
         page.wait(
             lambda: page.marks() == ["Wednesday, December 6, 2023"] and "Cited for" in page.sources_html(),
             "the first answer's sources again",
