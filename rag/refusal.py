@@ -91,8 +91,8 @@ def assess(question: Question, answer: str, context: str, relevance: float, abou
     missing_words = list(dict.fromkeys(w for w in words(question.text) if norm(w) in gone))
     negation_missing = question.negated and not NEGATION.search(context)
     return Signals(
-        kind, typed, names, missing_anchors, support, terms, missing, relevance, echo, missing_words, negation_missing,
-        opposites_said(question.text, context),
+        kind, typed, names, missing_anchors, support, terms, missing, relevance, echo, missing_words,
+        negation_missing=negation_missing, opposites=opposites_said(question.text, context),
     )  # fmt: skip
 
 
@@ -111,16 +111,22 @@ def opposites_said(question: str, context: str) -> list[str]:
     none for a word whose opposite the question itself names too."""
     opposite = _opposites()
     asked = {norm(w): w for w in words(question)}
-    said = {norm(w): w for w in words(context)}
-    found = []
+    # each word of the question that has an opposite, with the words that would contradict it
+    against: dict[str, frozenset[str]] = {}
     for n, word in asked.items():
-        if n in said:
-            continue
         if n in opposite and not opposite[n] & asked.keys():
-            found += [f'"{said[o]}", not "{word}"' for o in sorted(opposite[n] & said.keys())[:1]]
-        elif (m := NEGATING_PREFIX.match(word)) and (base := norm(m.group(1))) in said and base not in asked:
-            found.append(f'"{said[base]}", not "{word}"')
-    return found
+            against[n] = opposite[n]
+        elif (m := NEGATING_PREFIX.match(word)) and (base := norm(m.group(1))) not in asked:
+            against[n] = frozenset({base})
+    if not against:  # most questions: the context need not be read
+        return []
+    said = {norm(w): w for w in words(context)}
+    return [
+        f'"{said[o]}", not "{asked[n]}"'
+        for n, others in against.items()
+        if n not in said
+        for o in sorted(others & said.keys())[:1]
+    ]
 
 
 def subject_of(chunk) -> str:
