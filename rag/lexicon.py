@@ -234,6 +234,21 @@ OPPOSITES: tuple[tuple[str, str], ...] = (
     ("women", "men"), ("absent", "present"), ("indirect", "direct"), ("informal", "formal"),
     ("internal", "external"), ("domestic", "foreign"),
 )  # fmt: skip
+# Converses: two words that state one fact from either side ("Who bought the factory?" of "…sold it to AvtoZAZ"),
+# which WordNet lists as antonyms; never opposites here (rag_eval/make_opposites.py leaves them out). Written from
+# the meaning of the words, not from any article's questions.
+CONVERSES: tuple[tuple[str, str], ...] = (
+    ("buy", "sell"), ("buyer", "seller"), ("import", "export"), ("importer", "exporter"), ("win", "lose"),
+    ("winner", "loser"), ("before", "after"), ("borrow", "lend"), ("borrower", "lender"), ("give", "take"),
+    ("come", "go"), ("arrive", "leave"), ("arrive", "depart"), ("arrival", "departure"), ("emigrate", "immigrate"),
+    ("emigration", "immigration"), ("emigrant", "immigrant"), ("precede", "follow"), ("precede", "succeed"),
+    ("predecessor", "successor"), ("attack", "defend"), ("offense", "defense"), ("offence", "defence"),
+    ("defend", "prosecute"), ("defense", "prosecution"), ("push", "pull"), ("download", "upload"),
+    ("hire", "fire"), ("employer", "employee"), ("parent", "child"), ("teach", "learn"), ("teacher", "student"),
+    ("question", "answer"), ("ask", "answer"), ("send", "receive"), ("sender", "receiver"), ("host", "guest"),
+    ("above", "below"), ("over", "under"), ("front", "back"), ("front", "rear"), ("ahead", "behind"),
+    ("input", "output"), ("deposit", "withdraw"), ("retail", "wholesale"), ("debit", "credit"),
+)  # fmt: skip
 # Ranks exclude each other as opposites do: "the fifth session" asked of a sentence on "the fourth" (on the
 # calibration articles' runs that fitted the decider, 7 unanswerable questions and 1 answerable one, half right).
 RANKS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")

@@ -27,14 +27,17 @@ say for sure") and shown only as a best guess, for users who would rather have f
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import asdict, dataclass, field, fields
 from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rag.answer_types import find_typed, has_type
-from rag.lexicon import INSTRUCTION, NEGATING_PREFIX, NEGATION, OPPOSITES, RANKS, STOPWORDS
+from rag.lexicon import CONVERSES, INSTRUCTION, NEGATING_PREFIX, NEGATION, OPPOSITES, RANKS, STOPWORDS
+from rag.prompts import PACKAGE
 from rag.question import Question
 from rag.text import collapse_initialisms, context_terms, norm, numbers_in, words
 
@@ -96,8 +99,15 @@ def assess(question: Question, answer: str, context: str, relevance: float, abou
     )  # fmt: skip
 
 
+OPPOSITES_FILE = "opposites.tsv"  # WordNet's antonyms, written by rag_eval/make_opposites.py
+SUFFIXES = ("s", "es", "ed", "d", "ing", "er", "est", "r", "st", "ly")
+
+log = logging.getLogger(__name__)
+
+
 @lru_cache(maxsize=1)
 def _opposites() -> dict[str, frozenset[str]]:
+    """The hand list's opposites and the ranks, compared as `norm` words (stemmed)."""
     pairs: dict[str, set[str]] = {}
     ranks = [(a, b) for a in RANKS for b in RANKS if a != b]
     for a, b in (*OPPOSITES, *ranks):
@@ -106,27 +116,96 @@ def _opposites() -> dict[str, frozenset[str]]:
     return {k: frozenset(v) for k, v in pairs.items()}
 
 
+def _inflections(lemma: str) -> set[str]:
+    """The regular forms of a WordNet lemma ("close": closes, closed, closing, closer…); over-generating is
+    harmless, as a form that is not a word never occurs. Compared as written, not stemmed: the stemmer makes
+    "nationality" and "national" one word, and "insane" and "insanity"."""
+    out = {lemma} | {lemma + s for s in SUFFIXES}
+    if lemma.endswith("e"):
+        out |= {lemma[:-1] + s for s in ("ing", "ion")}
+    if lemma.endswith("y"):
+        out |= {lemma[:-1] + s for s in ("ies", "ied", "ier", "iest", "ily")}
+    if len(lemma) <= 6 and re.search(r"[^aeiou][aeiou][bdfglmnprt]$", lemma):  # stop -> stopped, big -> bigger
+        out |= {lemma + lemma[-1] + s for s in ("ed", "ing", "er", "est")}
+    return out
+
+
+@lru_cache(maxsize=1)
+def _wordnet() -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
+    """WordNet's opposites (prompts/opposites.tsv): lemma -> its opposites, and written form -> its lemmas."""
+    converse = {frozenset(p) for p in CONVERSES}
+    opposite: dict[str, set[str]] = {}
+    irregular: list[tuple[str, str]] = []
+    path = resources.files(PACKAGE).joinpath(OPPOSITES_FILE)
+    for line in path.read_text("utf-8").splitlines():
+        if not line or line.startswith("#"):
+            continue
+        kind, _, a, b = line.split("\t")
+        if kind == "form":
+            irregular.append((a, b))
+        elif frozenset((a, b)) not in converse:
+            opposite.setdefault(a, set()).add(b)
+            opposite.setdefault(b, set()).add(a)
+    lemmas: dict[str, set[str]] = {}
+    for lemma in opposite:
+        for form in _inflections(lemma):
+            lemmas.setdefault(form, set()).add(lemma)
+    for form, lemma in irregular:
+        if lemma in opposite:
+            lemmas.setdefault(form, set()).add(lemma)
+    log.info("opposites: %d WordNet lemmas with an opposite, from %s", len(opposite), path)
+    return {k: frozenset(v) for k, v in opposite.items()}, {k: frozenset(v) for k, v in lemmas.items()}
+
+
 def opposites_said(question: str, context: str) -> list[str]:
     """The context's words that say the opposite of a question word the context lacks, as '"highest", not "lowest"';
-    none for a word whose opposite the question itself names too."""
+    none for a word whose opposite the question itself names too. Opposites come from the hand list
+    (`lexicon.OPPOSITES`, stemmed), the ranks, negating prefixes ("unestablished", "non-eligible") and WordNet
+    (`_wordnet`, as written)."""
     opposite = _opposites()
-    asked = {norm(w): w for w in words(question)}
+    wn_opposite, wn_lemmas = _wordnet()
+    tokens = words(question)
+    asked = {norm(w): w for w in tokens}
+    asked_lemmas = {lemma for w in tokens for lemma in wn_lemmas.get(w, ())}
     # each word of the question that has an opposite, with the words that would contradict it
     against: dict[str, frozenset[str]] = {}
-    for n, word in asked.items():
+    wn_against: dict[str, tuple[str, frozenset[str], frozenset[str]]] = {}  # norm -> (word, its lemmas, opposites)
+    for i, word in enumerate(tokens):
+        n = norm(word)
         if n in opposite and not opposite[n] & asked.keys():
             against[n] = opposite[n]
         elif (m := NEGATING_PREFIX.match(word)) and (base := norm(m.group(1))) not in asked:
             against[n] = frozenset({base})
-    if not against:  # most questions: the context need not be read
+        elif word == "non" and i + 1 < len(tokens) and len(tokens[i + 1]) >= 4:  # "non-eligible": two words
+            against[norm("non" + tokens[i + 1])] = frozenset({norm(tokens[i + 1])})
+            asked.setdefault(norm("non" + tokens[i + 1]), "non-" + tokens[i + 1])
+        elif (own := wn_lemmas.get(word)) and (others := frozenset().union(*(wn_opposite[x] for x in own))):
+            if not others & asked_lemmas:
+                wn_against[n] = (word, own, others)
+    if not against and not wn_against:  # most questions: the context need not be read
         return []
-    said = {norm(w): w for w in words(context)}
-    return [
+    said_tokens = words(context)
+    said = {norm(w): w for w in said_tokens}
+    for a, b in zip(said_tokens, said_tokens[1:]):  # "non-eligible" said as such
+        if a == "non":
+            said[norm("non" + b)] = "non-" + b
+    found = [
         f'"{said[o]}", not "{asked[n]}"'
         for n, others in against.items()
         if n not in said
         for o in sorted(others & said.keys())[:1]
     ]
+    said_lemmas: dict[str, str] = {}
+    for w in said_tokens:
+        for lemma in wn_lemmas.get(w, ()):
+            said_lemmas.setdefault(lemma, w)
+    for n, (word, own, others) in wn_against.items():
+        if n in said or n in against or own & said_lemmas.keys():
+            continue
+        hit = sorted(others & said_lemmas.keys())
+        if hit:
+            found.append(f'"{said_lemmas[hit[0]]}", not "{word}"')
+    return found
 
 
 def subject_of(chunk) -> str:

@@ -220,6 +220,30 @@ def test_a_span_whose_sentence_lacks_the_negation_ranks_after_one_that_has_it():
         ),
         ("What did the unions do?", "The ions moved.", []),  # not a prefix: too short a rest
         ("What exists in the fifth session?", "In the fourth session, committees exist.", ['"fourth", not "fifth"']),
+        # WordNet's antonyms (prompts/opposites.tsv), matched as written, inflections included
+        (
+            "What meetings are closed to the public?",
+            "Committee meetings are open to the public.",
+            ['"open", not "closed"'],
+        ),
+        ("Who typically closes debates?", "Opening speakers are given five minutes.", ['"opening", not "closes"']),
+        (
+            "What is inscribed around the foot of the mace?",
+            "Words are inscribed around the head of the mace.",
+            ['"head", not "foot"'],
+        ),  # fmt: skip
+        ("Why are the committees weaker?", "The committees are stronger than elsewhere.", ['"stronger", not "weaker"']),
+        ("Which meetings are open or closed?", "Committee meetings are open to the public.", []),  # asks both
+        ("What meetings are closed to the public?", "Meetings are closed, and debates open, to the public.", []),
+        ("Who sold the factory in 2005?", "In 2005 AvtoZAZ bought the factory.", []),  # a converse, from WordNet too
+        ("What nationality is the architect?", "The architect was a local man.", []),  # stems alike, words not
+        # "non-eligible" is two words to the tokeniser
+        (
+            "What share of the non-eligible voters voted?",
+            "Of the eligible voters, 32% voted.",
+            ['"eligible", not "non-eligible"'],
+        ),  # fmt: skip
+        ("What share of the non-eligible voters voted?", "Of the non-eligible voters, 32% voted.", []),
     ],
 )
 def test_a_sentence_saying_the_opposite_of_a_question_word_refuses_in_those_words(question, sentence, said):
@@ -248,3 +272,20 @@ def test_the_ranker_puts_first_only_a_span_within_its_reach_of_the_readers_best(
     # the best margin is taken among the spans the names rule lets through
     unnamed = {"reader_margin": 9.0, "passage_bm25": 0.0, "missing_names": 1.0}
     assert reach.rank([unnamed, best, near])[2] == max(reach.rank([unnamed, best, near]))
+
+
+def test_the_wordnet_opposites_ship_with_their_origin_and_licence_and_no_converses():
+    from importlib import resources
+
+    from rag.lexicon import CONVERSES
+    from rag.prompts import PACKAGE
+    from rag.refusal import OPPOSITES_FILE, _wordnet
+
+    text = resources.files(PACKAGE).joinpath(OPPOSITES_FILE).read_text("utf-8")
+    assert "WordNet 3.0" in text.splitlines()[0] and "rag_eval/make_opposites.py" in text[:500]
+    assert "Princeton University" in text and "WordNet licence" in text
+    opposite, lemmas = _wordnet()
+    assert "closed" in opposite["open"] and "bad" in opposite["good"]
+    assert "good" in lemmas["better"] and "close" in lemmas["closing"]  # irregular and regular forms
+    for a, b in CONVERSES:
+        assert b not in opposite.get(a, ())

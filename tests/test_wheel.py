@@ -18,7 +18,7 @@ pytestmark = pytest.mark.slow
 
 DATA = {"extractive.gbnf", "extractive_examples.json", "extractive_system.txt", "extractive_user.txt",
         "generative.gbnf", "generative_examples.json", "generative_system.txt", "generative_user.txt",
-        "answering_model.json", "decider.json", "reader.safetensors", "reader_choice.gbnf"}  # fmt: skip
+        "answering_model.json", "decider.json", "reader.safetensors", "reader_choice.gbnf", "opposites.tsv"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
