@@ -274,6 +274,29 @@ def test_the_ranker_puts_first_only_a_span_within_its_reach_of_the_readers_best(
     assert reach.rank([unnamed, best, near])[2] == max(reach.rank([unnamed, best, near]))
 
 
+def test_a_contradicted_best_span_is_not_replaced_by_a_span_beyond_the_reach():
+    """The reader's best span sits in a sentence saying the opposite of the question: a far weaker span from
+    another passage may not answer instead, so the question is refused for the contradiction; a span the
+    reader nearly prefers still may, and a missing name alone does not count as a contradiction."""
+    answerer = Logistic(("reader_margin",), (1.0,), 0.0, threshold=0.5, require_names=True)
+    ranker = Logistic(("passage_bm25",), (1.0,), 0.0)
+    decider = FittedDecider(POLICY, answerer, ranker=ranker, reach=2.0)
+    opposite = {"reader_margin": 8.0, "passage_bm25": 1.0, "opposites": 1.0}
+    far = {"reader_margin": 1.0, "passage_bm25": 0.5}
+    near = {"reader_margin": 7.0, "passage_bm25": 0.5}
+    scores = decider.rank([opposite, far])
+    assert scores[0] > scores[1]  # first-ranked is the contradicted span: refused with its reason
+    scores = decider.rank([opposite, near, far])
+    assert scores[1] == max(scores)
+    unnegated = {"reader_margin": 8.0, "passage_bm25": 1.0, "negation_missing": 1.0}
+    assert decider.rank([unnegated, far])[0] > decider.rank([unnegated, far])[1]
+    unnamed = {"reader_margin": 8.0, "passage_bm25": 1.0, "missing_names": 1.0}
+    assert decider.rank([unnamed, far])[1] > decider.rank([unnamed, far])[0]
+    # without a reach (no fitted ranker) spans rank as before
+    plain = FittedDecider(POLICY, answerer)
+    assert plain.rank([opposite, far])[1] > plain.rank([opposite, far])[0]
+
+
 def test_the_wordnet_opposites_ship_with_their_origin_and_licence_and_no_converses():
     from importlib import resources
 
