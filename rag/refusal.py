@@ -11,8 +11,11 @@ similar as answerable ones, so refusal is decided from checks a reader could rep
   refusals, answerable F1 71.4 -> 72.1 (the ranker puts a span whose sentence lacks the number last);
 - opposites: a question word the cited sentence lacks while it says the opposite (`lexicon.OPPOSITES`: "the
   lowest form" asked of a sentence saying "the highest") refuses, in those words ('The passages say "highest",
-  not "lowest"'), and ranks like a missing name; so do ranks (`lexicon.RANKS`: "fourth" for "fifth") and a
-  negating prefix ("unestablished" of "established");
+  not "lowest"'), and ranks like a missing name; so do ranks (`lexicon.RANKS`: "fourth" for "fifth"), a
+  negating prefix ("unestablished" of "established", "non-eligible" of "eligible") and WordNet's antonyms
+  (prompts/opposites.tsv, 3,244 pairs without converses, written by rag_eval/make_opposites.py: "closed" of
+  "open", "foot" of "head"), which are compared as written with their inflections, as the stemmer makes one
+  word of "nationality" and "national";
 - negation: a question asking what is not so ("Who does not have the ability to alter income tax?", SQuAD 2.0's
   other favourite trick) needs a cited sentence that negates something (`lexicon.NEGATION`: "not", "never",
   "except", "without"…), checked and ranked like a name;

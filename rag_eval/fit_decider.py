@@ -68,7 +68,11 @@ choice was made on that held-out and bundled data, which eval/README.md says nex
 three calibration articles (976 questions, each article predicted by a fit on the other two; 2026-12-07)
 no set separates better than the margin at the 10% budget: refusal recall 0.283 (margin), 0.302 (reader's
 five), 0.294 (checks), 0.312 (all 16), and no set narrows the spread of false refusals between articles
-(margin 8.5-12.3%, all 16 5.8-13.9%). The margin alone stays.
+(margin 8.5-12.3%, all 16 5.8-13.9%). The margin alone stays. Re-measured on the ninth session's calibration
+runs (2026-12-07): the reader's scores with the answer's checks (`checks`) reached refusal recall 0.445 against
+0.429, but took the bundled article's accuracy from 0.864 to 0.818 (eval/questions.jsonl) and 0.706 to 0.588
+(eval/questions_new.jsonl), and eval/mixed from 0.864 to 0.818: its word-overlap features penalise questions
+asked in other words (eval/README.md).
 """
 
 from __future__ import annotations
