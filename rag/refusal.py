@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rag.answer_types import find_typed, has_type
-from rag.lexicon import CONVERSES, INSTRUCTION, NEGATING_PREFIX, NEGATION, OPPOSITES, RANKS, STOPWORDS
+from rag.lexicon import INSTRUCTION, NEGATING_PREFIX, NEGATION, OPPOSITES, RANKS, STOPWORDS
 from rag.prompts import PACKAGE
 from rag.question import Question
 from rag.text import collapse_initialisms, context_terms, norm, numbers_in, words
@@ -135,8 +135,8 @@ def _inflections(lemma: str) -> set[str]:
 
 @lru_cache(maxsize=1)
 def _wordnet() -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
-    """WordNet's opposites (prompts/opposites.tsv): lemma -> its opposites, and written form -> its lemmas."""
-    converse = {frozenset(p) for p in CONVERSES}
+    """WordNet's opposites (prompts/opposites.tsv, converses already left out by rag_eval/make_opposites.py): lemma
+    -> its opposites, and written form -> its lemmas."""
     opposite: dict[str, set[str]] = {}
     irregular: list[tuple[str, str]] = []
     path = resources.files(PACKAGE).joinpath(OPPOSITES_FILE)
@@ -146,7 +146,7 @@ def _wordnet() -> tuple[dict[str, frozenset[str]], dict[str, frozenset[str]]]:
         kind, _, a, b = line.split("\t")
         if kind == "form":
             irregular.append((a, b))
-        elif frozenset((a, b)) not in converse:
+        else:
             opposite.setdefault(a, set()).add(b)
             opposite.setdefault(b, set()).add(a)
     lemmas: dict[str, set[str]] = {}

@@ -22,11 +22,11 @@ WordNet 3.0's dictionary folder (`data.adj`, `adj.exc`, …), for instance from 
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 from pathlib import Path
 
 from rag.lexicon import CONVERSES, STOPWORDS
+from rag_eval.fit_decider import _commit
 
 POS = {"adj": "as", "adv": "r", "noun": "n", "verb": "v"}  # file -> the synset types its pointers name
 OUT = Path(__file__).resolve().parents[1] / "prompts" / "opposites.tsv"
@@ -101,10 +101,7 @@ def write(folder: Path, out: Path) -> tuple[int, int]:
     pairs = antonyms(folder)
     lemmas = {w for _, a, b in pairs for w in (a, b)}
     forms = irregular_forms(folder, lemmas)
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        commit = "?"
+    commit = _commit()
     header = [
         "# Opposites for the opposites check (rag/refusal.py), from WordNet 3.0's antonym pointers (Princeton",
         "# University, https://wordnet.princeton.edu; its licence below), written by `python -m rag_eval.make_opposites` "
